@@ -1,0 +1,2 @@
+//! asycamore-bench: load and probing tools.
+fn main() {}

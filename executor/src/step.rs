@@ -1,0 +1,281 @@
+//! The step protocol: [`Step`], the [`Coroutine`] trait and the context [`Cx`].
+//!
+//! A coroutine is a hand-written enum whose variants are its states, with one method,
+//! [`Coroutine::resume`], that advances it as far as it can go. This is PEP 342 spelled out by hand:
+//!
+//! | Python generator                         | asycamore                                        |
+//! |------------------------------------------|--------------------------------------------------|
+//! | `gen.send(value)`                        | `coroutine.resume(cx)` (the "value" is what `cx` and the world now hold) |
+//! | `yield` (suspend, hand control back)     | return [`Step::WouldBlock`] after telling `cx` what would wake it |
+//! | `return v` / `StopIteration(v)`          | return [`Step::Ready(v)`](Step::Ready)          |
+//! | `yield from child` (PEP 380)             | call `child.resume(cx)` from the parent's own `resume`; pass `WouldBlock` up, take `Ready(v)` as the child's result |
+//!
+//! Before returning `WouldBlock`, a coroutine registers in [`Cx`] every condition that should resume
+//! it: a file descriptor becoming readable or writable ([`Cx::wait_readable`], [`Cx::wait_writable`]),
+//! a deadline ([`Cx::wait_until`]), a wake from another thread ([`Cx::wait_wake`] with a [`Waker`]),
+//! or nothing but "run me again after the others" ([`Cx::yield_now`]). Several may be registered at
+//! once; the first that happens resumes the task (readable *or* deadline is the usual pair for a
+//! connection with a timeout). Waits are declared afresh on every resume: a coroutine that returns
+//! `WouldBlock` without registering anything is never resumed again, which the executor reports in its
+//! trace as a task that went to sleep forever (a bug in the coroutine).
+//!
+//! ```
+//! use asycamore_executor::{Coroutine, Cx, Step};
+//!
+//! /// Counts to three, yielding to other tasks between numbers.
+//! enum CountToThree {
+//!     /// Holds the next number to produce.
+//!     Counting(u32),
+//! }
+//!
+//! impl Coroutine for CountToThree {
+//!     type Output = u32;
+//!     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<u32> {
+//!         match self {
+//!             CountToThree::Counting(n) if *n == 3 => Step::Ready(3),
+//!             CountToThree::Counting(n) => {
+//!                 *n += 1;
+//!                 cx.yield_now();
+//!                 Step::WouldBlock
+//!             }
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::executor::TaskId;
+use crate::wake::{WakeQueue, Waker};
+
+/// The result of one resume: finished with a value, or suspended until something it registered
+/// in [`Cx`] happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[must_use = "a WouldBlock must be passed up to whoever drives this coroutine"]
+pub enum Step<T> {
+    /// The coroutine has finished (a generator's `return v`).
+    Ready(T),
+    /// The coroutine cannot go on now (a generator's `yield`); it has told [`Cx`] what would wake it.
+    WouldBlock,
+}
+
+impl<T> Step<T> {
+    /// Maps the `Ready` value, keeping `WouldBlock` as it is.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        match self {
+            Step::Ready(v) => Step::Ready(f(v)),
+            Step::WouldBlock => Step::WouldBlock,
+        }
+    }
+
+    /// True for [`Step::Ready`].
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Step::Ready(_))
+    }
+}
+
+/// A resumable computation: a hand-written generator.
+pub trait Coroutine {
+    /// What the coroutine produces when it finishes.
+    type Output;
+
+    /// Advances the coroutine as far as it can go without blocking.
+    ///
+    /// Returns `Ready(v)` when finished; after that it must not be resumed again. Returns
+    /// `WouldBlock` after registering in `cx` what should resume it.
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<Self::Output>;
+
+    /// A short name for this kind of coroutine, used in the executor's per-kind counters and traces.
+    fn kind(&self) -> &'static str {
+        "task"
+    }
+}
+
+impl<C: Coroutine + ?Sized> Coroutine for Box<C> {
+    type Output = C::Output;
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<C::Output> {
+        (**self).resume(cx)
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+}
+
+/// A top-level task: a coroutine the executor owns and drives to completion.
+pub type Task = Box<dyn Coroutine<Output = ()>>;
+
+/// Which readiness of a file descriptor a task waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Data can be read, or the peer closed, or an error is pending.
+    Readable,
+    /// Data can be written, or an error is pending.
+    Writable,
+    /// Either of the above.
+    Both,
+}
+
+impl Interest {
+    /// True if this interest includes readability.
+    pub fn is_readable(self) -> bool {
+        matches!(self, Interest::Readable | Interest::Both)
+    }
+
+    /// True if this interest includes writability.
+    pub fn is_writable(self) -> bool {
+        matches!(self, Interest::Writable | Interest::Both)
+    }
+
+    /// The union of two interests.
+    pub fn union(self, other: Interest) -> Interest {
+        if (self.is_readable() || other.is_readable()) && (self.is_writable() || other.is_writable())
+        {
+            Interest::Both
+        } else if self.is_readable() || other.is_readable() {
+            Interest::Readable
+        } else {
+            Interest::Writable
+        }
+    }
+}
+
+/// Why a task is being resumed now; also what the executor's trace records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// First resume after being spawned.
+    Spawned,
+    /// A file descriptor it waited on became ready (or reported an error or hang-up).
+    Fd(RawFd),
+    /// A deadline it waited for has passed.
+    Deadline,
+    /// Another thread (or task) woke it through a [`Waker`].
+    Wake,
+    /// It yielded and its turn came again.
+    Yield,
+}
+
+/// What one suspended task asked to be woken for; filled through [`Cx`] during a resume.
+#[derive(Debug, Default, Clone)]
+pub struct Waits {
+    /// File descriptors and the readiness wanted on each (at most one entry per fd).
+    pub fds: Vec<(RawFd, Interest)>,
+    /// The earliest deadline asked for, if any.
+    pub deadline: Option<Instant>,
+    /// True if a [`Waker`] may resume the task.
+    pub wake: bool,
+    /// True if the task asked to run again after the others ([`Cx::yield_now`]).
+    pub yielded: bool,
+}
+
+impl Waits {
+    /// Forgets every wait, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.fds.clear();
+        self.deadline = None;
+        self.wake = false;
+        self.yielded = false;
+    }
+
+    /// True if nothing at all would resume the task.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty() && self.deadline.is_none() && !self.wake && !self.yielded
+    }
+}
+
+/// The context of one resume: the current time, why the task runs, and the place to say what
+/// would wake it next. Also lets a task spawn others and hand out [`Waker`]s.
+pub struct Cx<'a> {
+    now: Instant,
+    reason: Reason,
+    task: TaskId,
+    waits: &'a mut Waits,
+    spawned: &'a mut Vec<Task>,
+    wake_queue: &'a Arc<WakeQueue>,
+}
+
+impl<'a> Cx<'a> {
+    /// Makes a context; the executor does this before each resume, and tests that drive a
+    /// coroutine by hand may too.
+    pub fn new(
+        now: Instant,
+        reason: Reason,
+        task: TaskId,
+        waits: &'a mut Waits,
+        spawned: &'a mut Vec<Task>,
+        wake_queue: &'a Arc<WakeQueue>,
+    ) -> Cx<'a> {
+        Cx { now, reason, task, waits, spawned, wake_queue }
+    }
+
+    /// The executor's clock at the start of this resume (virtual under the simulator).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Why the task is being resumed.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
+
+    /// The id of the running task.
+    pub fn task_id(&self) -> TaskId {
+        self.task
+    }
+
+    /// Resume the task when `fd` has the readiness `interest`. Waiting twice on one fd merges the
+    /// interests. A file descriptor must have one waiting task at a time.
+    pub fn wait_fd(&mut self, fd: RawFd, interest: Interest) {
+        if let Some(entry) = self.waits.fds.iter_mut().find(|(f, _)| *f == fd) {
+            entry.1 = entry.1.union(interest);
+        } else {
+            self.waits.fds.push((fd, interest));
+        }
+    }
+
+    /// Resume the task when `fd` is readable (or hung up, or in error).
+    pub fn wait_readable(&mut self, fd: RawFd) {
+        self.wait_fd(fd, Interest::Readable);
+    }
+
+    /// Resume the task when `fd` is writable (or in error).
+    pub fn wait_writable(&mut self, fd: RawFd) {
+        self.wait_fd(fd, Interest::Writable);
+    }
+
+    /// Resume the task once `deadline` has passed. Of several deadlines, the earliest counts.
+    pub fn wait_until(&mut self, deadline: Instant) {
+        self.waits.deadline = Some(match self.waits.deadline {
+            Some(d) if d <= deadline => d,
+            _ => deadline,
+        });
+    }
+
+    /// Resume the task when a [`Waker`] for it is woken (see [`Cx::waker`]). A wake that arrived
+    /// while the task was running is not lost: the task is resumed at once.
+    pub fn wait_wake(&mut self) {
+        self.waits.wake = true;
+    }
+
+    /// Resume the task again after every other ready task has had its turn.
+    pub fn yield_now(&mut self) {
+        self.waits.yielded = true;
+    }
+
+    /// A handle that wakes this task from any thread (or from another task).
+    pub fn waker(&self) -> Waker {
+        Waker::new(Arc::clone(self.wake_queue), self.task)
+    }
+
+    /// Starts another task; it is first resumed (with [`Reason::Spawned`]) after the current
+    /// resume returns.
+    pub fn spawn(&mut self, task: impl Coroutine<Output = ()> + 'static) {
+        self.spawned.push(Box::new(task));
+    }
+
+    /// What the task has asked to be woken for so far in this resume.
+    pub fn waits(&self) -> &Waits {
+        self.waits
+    }
+}

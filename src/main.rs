@@ -1,0 +1,2 @@
+//! The `asycamore` binary.
+fn main() {}
