@@ -278,4 +278,11 @@ impl<'a> Cx<'a> {
     pub fn waits(&self) -> &Waits {
         self.waits
     }
+
+    /// Forgets the waits registered so far in this resume. A parent that resumes a child several
+    /// times within one resume of its own calls this between them, so a wait the child no longer
+    /// wants (a socket it has finished reading, say) cannot wake the task for nothing.
+    pub fn clear_waits(&mut self) {
+        self.waits.clear();
+    }
 }
