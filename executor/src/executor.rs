@@ -1,4 +1,37 @@
-//! The scheduler (stub: to be written).
+//! The scheduler: tasks, the run queue, and the loop that drives them.
+//!
+//! One turn of the loop:
+//!
+//! 1. collect wakes from other threads and fire due timers;
+//! 2. poll: with a zero timeout if anything is ready to run already (so a task that keeps
+//!    yielding cannot starve tasks whose fds are ready), else until the nearest timer;
+//! 3. mark the owners of ready fds ready, then collect wakes and fire due timers again (so a flood
+//!    of ready fds cannot delay a timer by a turn);
+//! 4. queue the tasks that yielded last turn, behind everything the poll made ready;
+//! 5. resume at most [`Executor::set_budget`] queued tasks (those queued before this step; tasks
+//!    spawned or readied while running go to the next turn).
+//!
+//! After each resume that returns `WouldBlock`, the task's new [`Waits`] are diffed against the
+//! previous ones, so a task that keeps waiting on the same fd costs no poller change and a task
+//! that keeps the same deadline keeps its timer.
+//!
+//! A task that returns `WouldBlock` without waiting for anything could never be resumed: the
+//! executor records it in the trace as abandoned and drops it (closing whatever it owned), so
+//! [`Executor::run`] still returns once the real work is done.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::mem;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::poller::{Event, PollPoller, Poller};
+use crate::step::{Coroutine, Cx, Interest, Reason, Step, Task, Waits};
+use crate::timer::{TimerId, Timers};
+use crate::wake::{WakeQueue, Waker};
 
 /// Identifies a task: a slab index plus a generation, so a stale id never names a newer task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -7,4 +40,703 @@ pub struct TaskId {
     pub index: u32,
     /// Generation of the slot when the task was spawned.
     pub generation: u32,
+}
+
+impl fmt::Display for TaskId {
+    /// `t3` for the first task in slot 3, `t3.1` for the next one, and so on.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.generation == 0 {
+            write!(f, "t{}", self.index)
+        } else {
+            write!(f, "t{}.{}", self.index, self.generation)
+        }
+    }
+}
+
+/// How many resumes one turn allows by default before polling again.
+pub const DEFAULT_BUDGET: usize = 256;
+
+/// One scheduling decision, as recorded in the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A task was added (it is queued with [`Reason::Spawned`]).
+    Spawned {
+        /// The new task.
+        task: TaskId,
+        /// Its [`Coroutine::kind`].
+        kind: &'static str,
+    },
+    /// A task was resumed.
+    Resumed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: Reason,
+        /// For [`Reason::Fd`], the readiness that was reported.
+        event: Option<Event>,
+    },
+    /// A task returned `Ready` and was dropped.
+    Finished {
+        /// The task.
+        task: TaskId,
+    },
+    /// A task returned `WouldBlock` waiting for nothing, so it could never run again; it was
+    /// dropped.
+    Abandoned {
+        /// The task.
+        task: TaskId,
+    },
+    /// A wake named a task that no longer exists; it was ignored.
+    StaleWake {
+        /// The id the waker held.
+        task: TaskId,
+    },
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TraceEvent::Spawned { task, kind } => write!(f, "{task} spawned ({kind})"),
+            TraceEvent::Resumed {
+                task,
+                reason,
+                event,
+            } => {
+                write!(f, "{task} resumed: ")?;
+                match (reason, event) {
+                    (Reason::Spawned, _) => write!(f, "spawned"),
+                    (Reason::Fd(fd), Some(e)) => {
+                        let what = match (e.readable, e.writable) {
+                            (true, true) => "readable+writable",
+                            (true, false) => "readable",
+                            (false, true) => "writable",
+                            (false, false) => "ready",
+                        };
+                        write!(f, "fd {fd} {what}")?;
+                        if e.error {
+                            write!(f, " (hup/error)")
+                        } else {
+                            Ok(())
+                        }
+                    }
+                    (Reason::Fd(fd), None) => write!(f, "fd {fd} ready"),
+                    (Reason::Deadline, _) => write!(f, "deadline"),
+                    (Reason::Wake, _) => write!(f, "wake"),
+                    (Reason::Yield, _) => write!(f, "yield"),
+                }
+            }
+            TraceEvent::Finished { task } => write!(f, "{task} finished"),
+            TraceEvent::Abandoned { task } => {
+                write!(f, "{task} abandoned: WouldBlock with nothing to wait for")
+            }
+            TraceEvent::StaleWake { task } => write!(f, "{task} stale wake ignored"),
+        }
+    }
+}
+
+/// Counters describing what the executor has done; see [`Executor::stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Turns of the loop.
+    pub turns: u64,
+    /// Calls to [`Poller::poll`].
+    pub polls: u64,
+    /// Readiness events those polls returned, in total.
+    pub events: u64,
+    /// Resumes of tasks.
+    pub resumes: u64,
+    /// Tasks spawned.
+    pub spawned: u64,
+    /// Tasks that finished.
+    pub finished: u64,
+    /// Tasks dropped for waiting on nothing.
+    pub abandoned: u64,
+    /// Wall-clock time spent inside [`Poller::poll`].
+    pub poll_time: Duration,
+    /// Wall-clock time spent resuming tasks.
+    pub run_time: Duration,
+    /// Resumes per [`Coroutine::kind`], in order of first appearance.
+    pub resumes_by_kind: Vec<(&'static str, u64)>,
+}
+
+impl Stats {
+    /// Average number of events per poll.
+    pub fn events_per_poll(&self) -> f64 {
+        if self.polls == 0 {
+            0.0
+        } else {
+            self.events as f64 / self.polls as f64
+        }
+    }
+
+    /// Resumes of tasks of `kind`.
+    pub fn resumes_of(&self, kind: &str) -> u64 {
+        self.resumes_by_kind
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// Makes [`Executor::run`] and [`Executor::run_until`] return, from any thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    stopped: Arc<AtomicBool>,
+    queue: Arc<WakeQueue>,
+}
+
+impl StopHandle {
+    /// Asks the executor to stop at the start of its next turn, interrupting a blocked poll.
+    /// Tasks are not dropped; the owner may drive them further with [`Executor::turn`].
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.queue.interrupt();
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// In the run queue, to be resumed for this reason.
+    Queued(Reason, Option<Event>),
+    /// Being resumed now.
+    Running,
+    /// Suspended until something in its waits happens.
+    Waiting,
+}
+
+/// A live task and its bookkeeping.
+struct Entry {
+    /// `None` only while it is being resumed.
+    coroutine: Option<Task>,
+    /// Index into `Stats::resumes_by_kind`.
+    kind: usize,
+    /// What it waits for, as registered with the poller and the timers.
+    waits: Waits,
+    /// Its pending timer, if it waits for a deadline.
+    timer: Option<(Instant, TimerId)>,
+    state: State,
+    /// A wake arrived that it has not consumed yet (it was running, or not waiting for wakes).
+    woken: bool,
+}
+
+/// One slot of the slab.
+struct Slot {
+    generation: u32,
+    entry: Option<Entry>,
+}
+
+/// The scheduler. Owns tasks (boxed [`Coroutine`]s) and drives them with readiness from a
+/// [`Poller`].
+///
+/// `Executor` is not `Send`: one executor per thread. Other threads reach its tasks through
+/// [`Waker`]s and stop it through a [`StopHandle`].
+pub struct Executor<P: Poller = PollPoller> {
+    poller: P,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+    run_queue: VecDeque<TaskId>,
+    /// Tasks that yielded during the current turn; queued after the next poll.
+    yielded: Vec<TaskId>,
+    /// Which task waits on each fd, indexed by fd.
+    fd_owner: Vec<Option<TaskId>>,
+    timers: Timers<TaskId>,
+    wake_queue: Arc<WakeQueue>,
+    stopped: Arc<AtomicBool>,
+    budget: usize,
+    stats: Stats,
+    trace: Option<Vec<TraceEvent>>,
+    // Buffers reused every turn or resume.
+    events: Vec<Event>,
+    woken: Vec<TaskId>,
+    waits: Waits,
+    spawned: Vec<Task>,
+}
+
+impl Executor<PollPoller> {
+    /// An executor over `poll(2)`.
+    ///
+    /// # Errors
+    /// If the eventfd used for cross-thread wakes cannot be created.
+    pub fn new() -> io::Result<Executor<PollPoller>> {
+        Executor::with_poller(PollPoller::new())
+    }
+}
+
+impl<P: Poller> Executor<P> {
+    /// An executor over the given poller (for instance [`crate::sim::SimPoller`]).
+    ///
+    /// # Errors
+    /// If the poller cannot create its notifier.
+    pub fn with_poller(mut poller: P) -> io::Result<Executor<P>> {
+        let notify = poller.notifier()?;
+        Ok(Executor {
+            poller,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            run_queue: VecDeque::new(),
+            yielded: Vec::new(),
+            fd_owner: Vec::new(),
+            timers: Timers::new(),
+            wake_queue: Arc::new(WakeQueue::new(notify)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            budget: DEFAULT_BUDGET,
+            stats: Stats::default(),
+            trace: None,
+            events: Vec::new(),
+            woken: Vec::new(),
+            waits: Waits::default(),
+            spawned: Vec::new(),
+        })
+    }
+
+    /// Adds a task; it is first resumed with [`Reason::Spawned`] on the next turn.
+    pub fn spawn(&mut self, task: impl Coroutine<Output = ()> + 'static) -> TaskId {
+        self.insert(Box::new(task))
+    }
+
+    /// Runs until no task remains, or until a [`StopHandle`] stops it.
+    ///
+    /// # Errors
+    /// If polling fails (not for errors of individual tasks, which handle their own).
+    pub fn run(&mut self) -> io::Result<()> {
+        while self.live > 0 && !self.is_stopped() {
+            self.turn_limited(None)?;
+        }
+        Ok(())
+    }
+
+    /// Runs until no task remains (returns `true`), or until `deadline` on the poller's clock
+    /// passes or a [`StopHandle`] stops it (returns `false`).
+    ///
+    /// # Errors
+    /// If polling fails.
+    pub fn run_until(&mut self, deadline: Instant) -> io::Result<bool> {
+        loop {
+            if self.live == 0 {
+                return Ok(true);
+            }
+            if self.is_stopped() || self.poller.now() >= deadline {
+                return Ok(false);
+            }
+            self.turn_limited(Some(deadline))?;
+        }
+    }
+
+    /// Runs one turn of the loop (see the module docs). Blocks in the poll if nothing is ready,
+    /// until the nearest timer, a ready fd or a wake; returns at once if there are no tasks.
+    ///
+    /// # Errors
+    /// If polling fails.
+    pub fn turn(&mut self) -> io::Result<()> {
+        self.turn_limited(None)
+    }
+
+    /// The number of live tasks.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True if no task is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// A [`Waker`] for `task`, usable from any thread.
+    pub fn waker(&self, task: TaskId) -> Waker {
+        Waker::new(Arc::clone(&self.wake_queue), task)
+    }
+
+    /// A handle that stops [`Executor::run`] from any thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            stopped: Arc::clone(&self.stopped),
+            queue: Arc::clone(&self.wake_queue),
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Sets how many tasks one turn may resume before polling again (at least 1).
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget.max(1);
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Starts recording every scheduling decision (off by default; when off, recording costs one
+    /// branch per decision).
+    pub fn enable_trace(&mut self) {
+        self.trace.get_or_insert_with(Vec::new);
+    }
+
+    /// The decisions recorded so far (empty unless [`Executor::enable_trace`] was called).
+    pub fn trace(&self) -> &[TraceEvent] {
+        self.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// The trace, one readable line per decision (`t3 resumed: fd 7 readable`).
+    pub fn trace_lines(&self) -> Vec<String> {
+        self.trace().iter().map(ToString::to_string).collect()
+    }
+
+    /// Empties the trace, returning what it held; recording continues.
+    pub fn take_trace(&mut self) -> Vec<TraceEvent> {
+        self.trace.as_mut().map(mem::take).unwrap_or_default()
+    }
+
+    /// The poller.
+    pub fn poller(&self) -> &P {
+        &self.poller
+    }
+
+    /// The poller, mutably (the simulator's script lives there).
+    pub fn poller_mut(&mut self) -> &mut P {
+        &mut self.poller
+    }
+
+    /// The current time on the poller's clock.
+    pub fn now(&self) -> Instant {
+        self.poller.now()
+    }
+
+    fn record(&mut self, event: TraceEvent) {
+        if let Some(trace) = &mut self.trace {
+            trace.push(event);
+        }
+    }
+
+    fn insert(&mut self, coroutine: Task) -> TaskId {
+        let kind_name = coroutine.kind();
+        let kinds = &mut self.stats.resumes_by_kind;
+        let kind = match kinds.iter().position(|(k, _)| *k == kind_name) {
+            Some(i) => i,
+            None => {
+                kinds.push((kind_name, 0));
+                kinds.len() - 1
+            }
+        };
+        let entry = Entry {
+            coroutine: Some(coroutine),
+            kind,
+            waits: Waits::default(),
+            timer: None,
+            state: State::Queued(Reason::Spawned, None),
+            woken: false,
+        };
+        let id = match self.free.pop() {
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                slot.entry = Some(entry);
+                TaskId {
+                    index,
+                    generation: slot.generation,
+                }
+            }
+            None => {
+                let index = u32::try_from(self.slots.len()).expect("fewer than 2^32 tasks");
+                self.slots.push(Slot {
+                    generation: 0,
+                    entry: Some(entry),
+                });
+                TaskId {
+                    index,
+                    generation: 0,
+                }
+            }
+        };
+        self.live += 1;
+        self.stats.spawned += 1;
+        self.run_queue.push_back(id);
+        self.record(TraceEvent::Spawned {
+            task: id,
+            kind: kind_name,
+        });
+        id
+    }
+
+    fn entry_mut(&mut self, id: TaskId) -> Option<&mut Entry> {
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.entry.as_mut()
+    }
+
+    /// Queues a waiting task; does nothing if it is queued or running already.
+    fn make_ready(&mut self, id: TaskId, reason: Reason, event: Option<Event>) {
+        if let Some(entry) = self.entry_mut(id) {
+            if entry.state == State::Waiting {
+                entry.state = State::Queued(reason, event);
+                self.run_queue.push_back(id);
+            }
+        }
+    }
+
+    fn collect_wakes(&mut self) {
+        if !self.wake_queue.is_pending() {
+            return;
+        }
+        let mut woken = mem::take(&mut self.woken);
+        self.wake_queue.collect(&mut woken);
+        for id in woken.drain(..) {
+            match self.entry_mut(id) {
+                None => self.record(TraceEvent::StaleWake { task: id }),
+                Some(entry) if entry.state == State::Waiting && entry.waits.wake => {
+                    self.make_ready(id, Reason::Wake, None);
+                }
+                // Running, queued for something else, or not waiting for wakes yet: remember it
+                // until the task next waits for wakes.
+                Some(entry) => entry.woken = true,
+            }
+        }
+        self.woken = woken;
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.poller.now();
+        while let Some((timer, id)) = self.timers.pop_due(now) {
+            if let Some(entry) = self.entry_mut(id) {
+                if entry.timer.map(|(_, t)| t) == Some(timer) {
+                    entry.timer = None;
+                    self.make_ready(id, Reason::Deadline, None);
+                }
+            }
+        }
+    }
+
+    fn turn_limited(&mut self, limit: Option<Instant>) -> io::Result<()> {
+        if self.live == 0 {
+            return Ok(());
+        }
+        self.stats.turns += 1;
+        self.collect_wakes();
+        self.fire_timers();
+
+        let timeout = if !self.run_queue.is_empty()
+            || !self.yielded.is_empty()
+            || self.wake_queue.is_pending()
+        {
+            Some(Duration::ZERO)
+        } else {
+            let until = match (self.timers.next_deadline(), limit) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            until.map(|d| d.saturating_duration_since(self.poller.now()))
+        };
+        let mut events = mem::take(&mut self.events);
+        let started = Instant::now();
+        let polled = self.poller.poll(&mut events, timeout);
+        self.stats.poll_time += started.elapsed();
+        self.stats.polls += 1;
+        self.stats.events += events.len() as u64;
+        polled?;
+        for event in events.drain(..) {
+            if let Some(Some(owner)) = self.fd_owner.get(event.fd as usize).copied() {
+                self.make_ready(owner, Reason::Fd(event.fd), Some(event));
+            }
+        }
+        self.events = events;
+        self.collect_wakes();
+        self.fire_timers();
+        for id in mem::take(&mut self.yielded) {
+            self.make_ready(id, Reason::Yield, None);
+        }
+
+        let n = self.run_queue.len().min(self.budget);
+        if n > 0 {
+            let started = Instant::now();
+            for _ in 0..n {
+                let Some(id) = self.run_queue.pop_front() else {
+                    break;
+                };
+                self.resume(id)?;
+            }
+            self.stats.run_time += started.elapsed();
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, id: TaskId) -> io::Result<()> {
+        let Some(entry) = self.entry_mut(id) else {
+            return Ok(());
+        };
+        let State::Queued(reason, event) = entry.state else {
+            return Ok(());
+        };
+        entry.state = State::Running;
+        if reason == Reason::Wake {
+            entry.woken = false;
+        }
+        let kind = entry.kind;
+        let mut coroutine = entry
+            .coroutine
+            .take()
+            .expect("a queued task holds its coroutine");
+        self.stats.resumes += 1;
+        self.stats.resumes_by_kind[kind].1 += 1;
+        self.record(TraceEvent::Resumed {
+            task: id,
+            reason,
+            event,
+        });
+
+        self.waits.clear();
+        let now = self.poller.now();
+        let step = {
+            let mut cx = Cx::new(
+                now,
+                reason,
+                id,
+                &mut self.waits,
+                &mut self.spawned,
+                &self.wake_queue,
+            );
+            coroutine.resume(&mut cx)
+        };
+        let mut spawned = mem::take(&mut self.spawned);
+        for task in spawned.drain(..) {
+            self.insert(task);
+        }
+        self.spawned = spawned;
+
+        match step {
+            Step::Ready(()) => {
+                self.remove(id);
+                self.stats.finished += 1;
+                self.record(TraceEvent::Finished { task: id });
+            }
+            Step::WouldBlock if self.waits.is_empty() => {
+                self.remove(id);
+                self.stats.abandoned += 1;
+                self.record(TraceEvent::Abandoned { task: id });
+            }
+            Step::WouldBlock => {
+                if let Some(entry) = self.entry_mut(id) {
+                    entry.coroutine = Some(coroutine);
+                }
+                self.suspend(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the waits the task just declared (in `self.waits`), changing only what differs
+    /// from the waits it had before.
+    fn suspend(&mut self, id: TaskId) -> io::Result<()> {
+        let new = mem::take(&mut self.waits);
+        let Some(entry) = self.entry_mut(id) else {
+            return Ok(());
+        };
+        let old = mem::take(&mut entry.waits);
+        let old_timer = entry.timer.take();
+
+        for &(fd, interest) in &new.fds {
+            let before = old.fds.iter().find(|(f, _)| *f == fd).map(|&(_, i)| i);
+            if self.owner(fd) != Some(id) {
+                self.claim(fd, id, interest)?;
+            } else if before != Some(interest) {
+                self.poller.modify(fd, interest)?;
+            }
+        }
+        for &(fd, _) in &old.fds {
+            if !new.fds.iter().any(|&(f, _)| f == fd) && self.owner(fd) == Some(id) {
+                self.release(fd)?;
+            }
+        }
+        let timer = match (old_timer, new.deadline) {
+            (Some((was, timer)), Some(deadline)) if was == deadline => Some((was, timer)),
+            (old_timer, deadline) => {
+                if let Some((_, timer)) = old_timer {
+                    self.timers.cancel(timer);
+                }
+                deadline.map(|d| (d, self.timers.insert(d, id)))
+            }
+        };
+
+        let (wake_now, yielded) = (new.wake, new.yielded);
+        let Some(entry) = self.entry_mut(id) else {
+            return Ok(());
+        };
+        entry.waits = new;
+        entry.timer = timer;
+        entry.state = State::Waiting;
+        let woken = entry.woken;
+        if wake_now && woken {
+            self.make_ready(id, Reason::Wake, None);
+        } else if yielded {
+            self.yielded.push(id);
+        }
+        // Hand the old allocation back for the next resume.
+        self.waits = old;
+        Ok(())
+    }
+
+    fn owner(&self, fd: RawFd) -> Option<TaskId> {
+        self.fd_owner
+            .get(usize::try_from(fd).ok()?)
+            .copied()
+            .flatten()
+    }
+
+    /// Makes `id` the task waiting on `fd`. If another task was registered on it (against the
+    /// one-waiter contract, or because it closed the fd and the number was reused), the newcomer
+    /// takes it over.
+    fn claim(&mut self, fd: RawFd, id: TaskId, interest: Interest) -> io::Result<()> {
+        let slot = usize::try_from(fd)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative fd"))?;
+        if self.fd_owner.len() <= slot {
+            self.fd_owner.resize(slot + 1, None);
+        }
+        if self.fd_owner[slot].is_some() {
+            self.poller.modify(fd, interest)?;
+        } else {
+            self.poller.register(fd, interest)?;
+        }
+        self.fd_owner[slot] = Some(id);
+        Ok(())
+    }
+
+    fn release(&mut self, fd: RawFd) -> io::Result<()> {
+        self.fd_owner[fd as usize] = None;
+        self.poller.deregister(fd)
+    }
+
+    /// Drops a task's registrations and frees its slot.
+    fn remove(&mut self, id: TaskId) {
+        let slot = &mut self.slots[id.index as usize];
+        let Some(entry) = slot.entry.take() else {
+            return;
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(id.index);
+        self.live -= 1;
+        for &(fd, _) in &entry.waits.fds {
+            if self.owner(fd) == Some(id) {
+                // The fd may be closed already (by the task's own drop); nothing to undo then.
+                let _ = self.release(fd);
+            }
+        }
+        if let Some((_, timer)) = entry.timer {
+            self.timers.cancel(timer);
+        }
+    }
+}
+
+impl<P: Poller> fmt::Debug for Executor<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("live", &self.live)
+            .field("queued", &self.run_queue.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
 }

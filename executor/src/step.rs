@@ -130,7 +130,8 @@ impl Interest {
 
     /// The union of two interests.
     pub fn union(self, other: Interest) -> Interest {
-        if (self.is_readable() || other.is_readable()) && (self.is_writable() || other.is_writable())
+        if (self.is_readable() || other.is_readable())
+            && (self.is_writable() || other.is_writable())
         {
             Interest::Both
         } else if self.is_readable() || other.is_readable() {
@@ -206,7 +207,14 @@ impl<'a> Cx<'a> {
         spawned: &'a mut Vec<Task>,
         wake_queue: &'a Arc<WakeQueue>,
     ) -> Cx<'a> {
-        Cx { now, reason, task, waits, spawned, wake_queue }
+        Cx {
+            now,
+            reason,
+            task,
+            waits,
+            spawned,
+            wake_queue,
+        }
     }
 
     /// The executor's clock at the start of this resume (virtual under the simulator).

@@ -1,0 +1,291 @@
+//! Every call into libc made by the crate, each wrapped in a small safe function.
+//!
+//! Keeping the `unsafe` blocks here (and only here) means the rest of the crate reasons about
+//! `OwnedFd`s, slices and `io::Result`s. Every new file descriptor goes into an [`OwnedFd`] on the
+//! line that creates it, so no error path can leak one.
+
+use std::io::{self, IoSlice};
+use std::mem::{self, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use libc::c_int;
+
+/// Values that a syscall returns as -1 on failure.
+pub(crate) trait MinusOne: Copy + PartialEq {
+    /// The failure value.
+    const MINUS_ONE: Self;
+}
+
+impl MinusOne for c_int {
+    const MINUS_ONE: Self = -1;
+}
+
+impl MinusOne for isize {
+    const MINUS_ONE: Self = -1;
+}
+
+/// The one place where the C convention (-1 and `errno`) becomes an `io::Error`.
+pub(crate) fn cvt<T: MinusOne>(ret: T) -> io::Result<T> {
+    if ret == T::MINUS_ONE {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Like [`cvt`], but retries while the call was interrupted by a signal.
+fn cvt_retry<T: MinusOne>(mut call: impl FnMut() -> T) -> io::Result<T> {
+    loop {
+        match cvt(call()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Wraps a freshly returned descriptor.
+fn owned(fd: c_int) -> OwnedFd {
+    // SAFETY: every caller passes a descriptor that a syscall has just returned (after `cvt`
+    // checked it is not -1); nothing else owns it yet.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `poll(2)`; `EINTR` is returned to the caller, which recomputes its timeout.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live, exclusively borrowed slice of pollfd.
+    let n = cvt(unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) })?;
+    Ok(n as usize)
+}
+
+/// A non-blocking, close-on-exec `eventfd(2)` counter.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+/// Adds one to an eventfd counter, making it readable.
+pub(crate) fn eventfd_signal(fd: RawFd) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local u64, as eventfd requires.
+    match cvt_retry(|| unsafe { libc::write(fd, (&one as *const u64).cast(), 8) }) {
+        // EAGAIN means the counter is saturated: it is readable already, which is all we need.
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Resets an eventfd counter to zero so it stops being readable.
+pub(crate) fn eventfd_drain(fd: RawFd) -> io::Result<()> {
+    let mut value: u64 = 0;
+    // SAFETY: reads 8 bytes into a live local u64, as eventfd requires.
+    match cvt_retry(|| unsafe { libc::read(fd, (&mut value as *mut u64).cast(), 8) }) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// A non-blocking, close-on-exec stream socket for `addr`'s family.
+pub(crate) fn tcp_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes no pointers.
+    let fd = cvt(unsafe { libc::socket(family, ty, 0) })?;
+    Ok(owned(fd))
+}
+
+/// Sets an integer socket option.
+pub(crate) fn setsockopt_int(fd: RawFd, level: c_int, name: c_int, value: c_int) -> io::Result<()> {
+    let len = mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: the option value points at a live c_int of the length given.
+    cvt(unsafe { libc::setsockopt(fd, level, name, (&value as *const c_int).cast(), len) })?;
+    Ok(())
+}
+
+/// Reads an integer socket option.
+pub(crate) fn getsockopt_int(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
+    let mut value: c_int = 0;
+    let mut len = mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: value and len are live locals; len tells the kernel how much room value has.
+    cvt(unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut c_int).cast(), &mut len) })?;
+    Ok(value)
+}
+
+/// `bind(2)`.
+pub(crate) fn bind(fd: RawFd, addr: &SocketAddr) -> io::Result<()> {
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: storage is a live sockaddr_storage holding an address of length len.
+    cvt(unsafe { libc::bind(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    Ok(())
+}
+
+/// `listen(2)`.
+pub(crate) fn listen(fd: RawFd, backlog: c_int) -> io::Result<()> {
+    // SAFETY: listen takes no pointers.
+    cvt(unsafe { libc::listen(fd, backlog) })?;
+    Ok(())
+}
+
+/// `connect(2)`; a non-blocking socket answers `EINPROGRESS`, which the caller handles.
+pub(crate) fn connect(fd: RawFd, addr: &SocketAddr) -> io::Result<()> {
+    let (storage, len) = to_sockaddr(addr);
+    // SAFETY: storage is a live sockaddr_storage holding an address of length len. Not retried on
+    // EINTR: the connection attempt continues in the background and reports through SO_ERROR.
+    cvt(unsafe { libc::connect(fd, (&storage as *const libc::sockaddr_storage).cast(), len) })?;
+    Ok(())
+}
+
+/// `accept4(2)` returning a non-blocking, close-on-exec socket and the peer's address.
+pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: storage has room for any address and len says how much; both are live locals.
+    let new =
+        cvt_retry(|| unsafe { libc::accept4(fd, storage.as_mut_ptr().cast(), &mut len, flags) })?;
+    let stream = owned(new);
+    // SAFETY: zeroed is a valid sockaddr_storage, and accept4 wrote at most its size.
+    let storage = unsafe { storage.assume_init() };
+    Ok((stream, from_sockaddr(&storage, len)?))
+}
+
+/// `recv(2)` into possibly uninitialized memory; returns how many bytes are now initialized.
+pub(crate) fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live, exclusively borrowed buffer; recv only
+    // writes bytes into it.
+    let n = cvt_retry(|| unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) })?;
+    Ok(n as usize)
+}
+
+/// `send(2)` with `MSG_NOSIGNAL`, so a closed peer is `EPIPE` rather than a process-killing SIGPIPE.
+pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live borrowed buffer that send only reads.
+    let n = cvt_retry(|| unsafe {
+        libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
+    })?;
+    Ok(n as usize)
+}
+
+/// `sendmsg(2)` of several buffers with `MSG_NOSIGNAL`. At most `IOV_MAX` buffers are sent.
+pub(crate) fn sendmsg(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // 1024 is IOV_MAX on Linux; more would fail with EINVAL instead of a short write.
+    let bufs = &bufs[..bufs.len().min(1024)];
+    // SAFETY: msghdr is plain data, for which all-zero is a valid (empty) value.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix; sendmsg only reads through it.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: msg points at bufs.len() live iovecs borrowed for the duration of the call.
+    let n = cvt_retry(|| unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })?;
+    Ok(n as usize)
+}
+
+/// `shutdown(2)`.
+pub(crate) fn shutdown(fd: RawFd, how: c_int) -> io::Result<()> {
+    // SAFETY: shutdown takes no pointers.
+    cvt(unsafe { libc::shutdown(fd, how) })?;
+    Ok(())
+}
+
+/// The local address of a socket.
+pub(crate) fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage has room for any address and len says how much.
+    cvt(unsafe { libc::getsockname(fd, storage.as_mut_ptr().cast(), &mut len) })?;
+    // SAFETY: zeroed is a valid sockaddr_storage, and the kernel wrote at most its size.
+    from_sockaddr(&unsafe { storage.assume_init() }, len)
+}
+
+/// The peer address of a connected socket (`ENOTCONN` while a connect is in progress).
+pub(crate) fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage has room for any address and len says how much.
+    cvt(unsafe { libc::getpeername(fd, storage.as_mut_ptr().cast(), &mut len) })?;
+    // SAFETY: zeroed is a valid sockaddr_storage, and the kernel wrote at most its size.
+    from_sockaddr(&unsafe { storage.assume_init() }, len)
+}
+
+/// Encodes a socket address for the kernel.
+fn to_sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data, for which all-zero is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in>()
+                    .write(sin)
+            };
+            mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for every sockaddr type.
+            unsafe {
+                (&mut storage as *mut libc::sockaddr_storage)
+                    .cast::<libc::sockaddr_in6>()
+                    .write(sin6)
+            };
+            mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// Decodes a socket address the kernel wrote.
+fn from_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> io::Result<SocketAddr> {
+    let len = len as usize;
+    match storage.ss_family as c_int {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in, and it is long enough.
+            let sin =
+                unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Ok(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in6, and it is long enough.
+            let sin6 = unsafe {
+                &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Ok(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "unsupported socket address family",
+        )),
+    }
+}
