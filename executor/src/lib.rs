@@ -97,8 +97,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod echo;
 pub mod executor;
+pub mod net;
 pub mod poller;
+pub mod service;
 pub mod step;
 mod sys;
 pub mod timer;

@@ -1,0 +1,399 @@
+//! Non-blocking TCP: [`TcpListener`], [`TcpStream`] and the [`Connect`] coroutine.
+//!
+//! # The return convention
+//!
+//! Every operation that could block answers `io::Result<Step<T>>`: `Ok(Step::Ready(v))` when it
+//! did something, `Ok(Step::WouldBlock)` where the kernel said `EAGAIN`, `Err(e)` for real errors.
+//! "Would block" is not an error here, so the caller's `match` reads like the coroutine it is in:
+//!
+//! ```no_run
+//! # use asycamore_executor::{Cx, Step, net::TcpStream};
+//! # use std::os::fd::AsRawFd;
+//! # fn f(stream: &TcpStream, buf: &mut [u8], cx: &mut Cx<'_>) -> std::io::Result<Step<usize>> {
+//! match stream.read(buf)? {
+//!     Step::Ready(0) => { /* the peer closed its side */ Ok(Step::Ready(0)) }
+//!     Step::Ready(n) => { /* use buf[..n] */ Ok(Step::Ready(n)) }
+//!     Step::WouldBlock => {
+//!         cx.wait_readable(stream.as_raw_fd());
+//!         Ok(Step::WouldBlock)
+//!     }
+//! }
+//! # }
+//! ```
+//!
+//! Every descriptor is created non-blocking and close-on-exec, and lives in an `OwnedFd` from the
+//! moment it exists. Writes use `MSG_NOSIGNAL`, so writing to a closed peer is `EPIPE`, never a
+//! SIGPIPE that kills the process.
+//!
+//! The [`Stream`] and [`Listener`] traits let the service layer run over these sockets and over the
+//! simulated ones in [`crate::sim`] alike.
+
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use crate::step::{Coroutine, Cx, Step};
+use crate::sys;
+
+/// Options for [`TcpListener::bind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Length of the kernel's queue of connections not yet accepted (capped by
+    /// `net.core.somaxconn`).
+    pub backlog: i32,
+    /// Set `SO_REUSEPORT`, so several listeners (one per worker thread) can bind the same port and
+    /// the kernel spreads connections between them.
+    pub reuse_port: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backlog: 1024,
+            reuse_port: false,
+        }
+    }
+}
+
+/// Turns `EAGAIN` into `Step::WouldBlock`.
+fn step<T>(result: io::Result<T>) -> io::Result<Step<T>> {
+    match result {
+        Ok(v) => Ok(Step::Ready(v)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::WouldBlock),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the errors that mean "out of file descriptors or kernel memory" on `accept`: the
+/// acceptor should stop accepting for a while rather than retry at once (the listener stays
+/// readable, so retrying would spin).
+pub fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// True for accept errors about one connection only (it was reset before we accepted it); the
+/// acceptor just goes on to the next.
+pub fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::ECONNRESET)
+    )
+}
+
+/// A non-blocking listening TCP socket.
+#[derive(Debug)]
+pub struct TcpListener {
+    fd: OwnedFd,
+}
+
+impl TcpListener {
+    /// Binds and listens on `addr` with `SO_REUSEADDR` (so a restarted server can bind while old
+    /// connections linger in `TIME_WAIT`) and, if asked, `SO_REUSEPORT`.
+    ///
+    /// # Errors
+    /// From `socket`, `setsockopt`, `bind` or `listen` (`AddrInUse`, permission...).
+    pub fn bind(addr: SocketAddr, options: Options) -> io::Result<TcpListener> {
+        let fd = sys::tcp_socket(&addr)?;
+        sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if options.reuse_port {
+            sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
+        sys::bind(fd.as_raw_fd(), &addr)?;
+        sys::listen(fd.as_raw_fd(), options.backlog)?;
+        Ok(TcpListener { fd })
+    }
+
+    /// Accepts one connection: the stream is non-blocking, close-on-exec and has `TCP_NODELAY`
+    /// set (responses are written whole, so Nagle's algorithm would only add latency).
+    ///
+    /// # Errors
+    /// See [`is_resource_exhaustion`] and [`is_connection_error`] for the ones to survive.
+    pub fn accept(&self) -> io::Result<Step<(TcpStream, SocketAddr)>> {
+        Ok(step(sys::accept(self.fd.as_raw_fd()))?.map(|(fd, addr)| {
+            let stream = TcpStream { fd };
+            // Fails only if the peer is already gone, which the first read will report.
+            let _ = stream.set_nodelay(true);
+            (stream, addr)
+        }))
+    }
+
+    /// The address it is bound to (with the real port after binding port 0).
+    ///
+    /// # Errors
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sys::local_addr(self.fd.as_raw_fd())
+    }
+
+    /// Takes over a standard listener, making it non-blocking.
+    ///
+    /// # Errors
+    /// From `fcntl`.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            fd: listener.into(),
+        })
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A non-blocking connected TCP socket.
+#[derive(Debug)]
+pub struct TcpStream {
+    fd: OwnedFd,
+}
+
+/// How much [`TcpStream::read_to_spare`] reserves when the buffer is full.
+pub const READ_RESERVE: usize = 4096;
+
+impl TcpStream {
+    /// Starts connecting to `addr`; resume the returned coroutine to finish.
+    pub fn connect(addr: SocketAddr) -> Connect {
+        Connect::Start(addr)
+    }
+
+    /// Takes over a standard stream, making it non-blocking.
+    ///
+    /// # Errors
+    /// From `fcntl`.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream { fd: stream.into() })
+    }
+
+    /// Reads into `buf`; `Ready(0)` means the peer closed its side (or `buf` is empty).
+    ///
+    /// # Errors
+    /// `ConnectionReset` and the like.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<Step<usize>> {
+        let len = buf.len();
+        // SAFETY: a `&mut [u8]` is valid as `[MaybeUninit<u8>]` of the same length, and recv
+        // only writes initialized bytes into it, so `buf` stays initialized.
+        let uninit = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
+        step(sys::recv(self.fd.as_raw_fd(), uninit))
+    }
+
+    /// Reads into the spare capacity of `buf` (reserving [`READ_RESERVE`] bytes if it has none)
+    /// and extends its length by what was read; no uninitialized byte is ever viewed as `u8`.
+    ///
+    /// # Errors
+    /// As [`TcpStream::read`].
+    pub fn read_to_spare(&self, buf: &mut Vec<u8>) -> io::Result<Step<usize>> {
+        if buf.capacity() == buf.len() {
+            buf.reserve(READ_RESERVE);
+        }
+        let result = step(sys::recv(self.fd.as_raw_fd(), buf.spare_capacity_mut()))?;
+        if let Step::Ready(n) = result {
+            // SAFETY: recv initialized the first n bytes of the spare capacity.
+            unsafe { buf.set_len(buf.len() + n) };
+        }
+        Ok(result)
+    }
+
+    /// Writes from `buf`, possibly only part of it.
+    ///
+    /// # Errors
+    /// `BrokenPipe` or `ConnectionReset` when the peer is gone.
+    pub fn write(&self, buf: &[u8]) -> io::Result<Step<usize>> {
+        step(sys::send(self.fd.as_raw_fd(), buf))
+    }
+
+    /// Writes from several buffers in one system call (at most 1024 of them), possibly only part.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    pub fn writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<Step<usize>> {
+        step(sys::sendmsg(self.fd.as_raw_fd(), bufs))
+    }
+
+    /// Sends FIN: the peer reads end-of-stream; reading from it still works.
+    ///
+    /// # Errors
+    /// `NotConnected` if the connection is gone.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        sys::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR)
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    ///
+    /// # Errors
+    /// From `setsockopt`.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        sys::setsockopt_int(
+            self.fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            on.into(),
+        )
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    ///
+    /// # Errors
+    /// From `getsockopt`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        Ok(sys::getsockopt_int(self.fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY)? != 0)
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    ///
+    /// # Errors
+    /// From `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let code = sys::getsockopt_int(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR)?;
+        Ok((code != 0).then(|| io::Error::from_raw_os_error(code)))
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    /// `NotConnected` while a connect is in progress or after the peer left.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        sys::peer_addr(self.fd.as_raw_fd())
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    /// From `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        sys::local_addr(self.fd.as_raw_fd())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Connecting a [`TcpStream`] without blocking: `connect` answers `EINPROGRESS`, the socket
+/// becomes writable when the handshake ends, and `SO_ERROR` says how it ended.
+#[derive(Debug)]
+pub enum Connect {
+    /// Not started.
+    Start(SocketAddr),
+    /// Handshake in progress.
+    Connecting(TcpStream),
+    /// Finished (the stream has been handed out).
+    Done,
+}
+
+impl Coroutine for Connect {
+    type Output = io::Result<TcpStream>;
+
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<io::Result<TcpStream>> {
+        match std::mem::replace(self, Connect::Done) {
+            Connect::Start(addr) => {
+                let stream = match sys::tcp_socket(&addr) {
+                    Ok(fd) => TcpStream { fd },
+                    Err(e) => return Step::Ready(Err(e)),
+                };
+                match sys::connect(stream.as_raw_fd(), &addr) {
+                    Ok(()) => Step::Ready(Ok(stream)),
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                        cx.wait_writable(stream.as_raw_fd());
+                        *self = Connect::Connecting(stream);
+                        Step::WouldBlock
+                    }
+                    Err(e) => Step::Ready(Err(e)),
+                }
+            }
+            Connect::Connecting(stream) => {
+                match stream.take_error() {
+                    Ok(None) => {}
+                    Ok(Some(e)) | Err(e) => return Step::Ready(Err(e)),
+                }
+                // Resumed for some other reason (the parent's deadline, say) before the handshake
+                // ended: getpeername still says ENOTCONN.
+                match stream.peer_addr() {
+                    Ok(_) => Step::Ready(Ok(stream)),
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                        cx.wait_writable(stream.as_raw_fd());
+                        *self = Connect::Connecting(stream);
+                        Step::WouldBlock
+                    }
+                    Err(e) => Step::Ready(Err(e)),
+                }
+            }
+            Connect::Done => panic!("Connect resumed after it finished"),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "connect"
+    }
+}
+
+/// A byte stream the service layer can drive: a [`TcpStream`] or a simulated one.
+pub trait Stream: AsRawFd {
+    /// As [`TcpStream::read`].
+    ///
+    /// # Errors
+    /// As [`TcpStream::read`].
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Step<usize>>;
+
+    /// As [`TcpStream::write`].
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>>;
+
+    /// As [`TcpStream::shutdown_write`].
+    ///
+    /// # Errors
+    /// As [`TcpStream::shutdown_write`].
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+/// A source of connections: a [`TcpListener`] or a simulated one.
+pub trait Listener: AsRawFd {
+    /// The connections it yields.
+    type Stream: Stream;
+
+    /// As [`TcpListener::accept`].
+    ///
+    /// # Errors
+    /// As [`TcpListener::accept`].
+    fn accept(&mut self) -> io::Result<Step<(Self::Stream, SocketAddr)>>;
+}
+
+impl Stream for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Step<usize>> {
+        TcpStream::read(self, buf)
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
+        TcpStream::write(self, buf)
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        TcpStream::shutdown_write(self)
+    }
+}
+
+impl Listener for TcpListener {
+    type Stream = TcpStream;
+    fn accept(&mut self) -> io::Result<Step<(TcpStream, SocketAddr)>> {
+        TcpListener::accept(self)
+    }
+}

@@ -1,0 +1,209 @@
+//! Helpers shared by the executor's integration tests: trace assertions, small coroutines whose
+//! behaviour is easy to read in a trace, and socket setup.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use asycamore_executor::net::{Options, TcpListener};
+use asycamore_executor::{Coroutine, Cx, Executor, Poller, Reason, Step};
+
+/// Asserts the executor's trace, line by line; on a mismatch prints both schedules in full with
+/// the first differing line marked, so the reader can follow what happened.
+#[track_caller]
+pub fn assert_trace<P: Poller>(executor: &Executor<P>, expected: &[&str]) {
+    let actual = executor.trace_lines();
+    if actual
+        .iter()
+        .map(String::as_str)
+        .eq(expected.iter().copied())
+    {
+        return;
+    }
+    let first = actual
+        .iter()
+        .zip(expected)
+        .position(|(a, e)| a != e)
+        .unwrap_or(actual.len().min(expected.len()));
+    let show = |lines: Vec<&str>| {
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{} {i:3}  {l}\n", if i == first { ">>" } else { "  " }))
+            .collect::<String>()
+    };
+    panic!(
+        "trace differs at line {first}\n--- expected ({} lines)\n{}--- actual ({} lines)\n{}",
+        expected.len(),
+        show(expected.to_vec()),
+        actual.len(),
+        show(actual.iter().map(String::as_str).collect()),
+    );
+}
+
+/// Raises the soft limit on open files to the hard limit, for tests with many sockets.
+#[track_caller]
+pub fn raise_fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the live local struct.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+        0
+    );
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: setrlimit reads the live local struct.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    limit.rlim_cur
+}
+
+/// A listener on 127.0.0.1 with a port the kernel picks.
+#[track_caller]
+pub fn loopback_listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap(), Options::default())
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local_addr");
+    (listener, addr)
+}
+
+/// Sleeps until a deadline `after` its first resume, then finishes.
+#[derive(Debug)]
+pub enum Sleep {
+    /// Not started; holds the delay.
+    Start(Duration),
+    /// Waiting for the deadline.
+    Sleeping(Instant),
+}
+
+impl Coroutine for Sleep {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        let until = match *self {
+            Sleep::Start(after) => cx.now() + after,
+            Sleep::Sleeping(until) if cx.now() >= until => return Step::Ready(()),
+            Sleep::Sleeping(until) => until,
+        };
+        *self = Sleep::Sleeping(until);
+        cx.wait_until(until);
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "sleep"
+    }
+}
+
+/// Yields this many times, then finishes.
+#[derive(Debug)]
+pub struct Yielder(pub u32);
+
+impl Coroutine for Yielder {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if self.0 == 0 {
+            return Step::Ready(());
+        }
+        self.0 -= 1;
+        cx.yield_now();
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "yielder"
+    }
+}
+
+/// Waits for `fd` to be readable, with an optional timeout; finishes on whichever comes first.
+/// It does not read: it only studies the scheduler.
+#[derive(Debug)]
+pub struct ReadableOrDeadline {
+    /// The descriptor.
+    pub fd: RawFd,
+    /// How long to wait, counted from the first resume.
+    pub timeout: Option<Duration>,
+    /// The deadline, once started.
+    pub deadline: Option<Instant>,
+}
+
+impl ReadableOrDeadline {
+    /// Waits on `fd` for at most `timeout`.
+    pub fn new(fd: RawFd, timeout: Option<Duration>) -> Self {
+        ReadableOrDeadline {
+            fd,
+            timeout,
+            deadline: None,
+        }
+    }
+}
+
+impl Coroutine for ReadableOrDeadline {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        match cx.reason() {
+            Reason::Spawned => {
+                self.deadline = self.timeout.map(|t| cx.now() + t);
+            }
+            Reason::Fd(_) | Reason::Deadline => return Step::Ready(()),
+            Reason::Wake | Reason::Yield => {}
+        }
+        cx.wait_readable(self.fd);
+        if let Some(deadline) = self.deadline {
+            cx.wait_until(deadline);
+        }
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "reader"
+    }
+}
+
+/// Waits for one wake (or a deadline, if given), then finishes.
+#[derive(Debug)]
+pub struct WaitForWake {
+    /// Optional deadline relative to the first resume.
+    pub timeout: Option<Duration>,
+    started: Option<Instant>,
+}
+
+impl WaitForWake {
+    /// Waits for a wake for at most `timeout`.
+    pub fn new(timeout: Option<Duration>) -> Self {
+        WaitForWake {
+            timeout,
+            started: None,
+        }
+    }
+}
+
+impl Coroutine for WaitForWake {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if cx.reason() != Reason::Spawned {
+            return Step::Ready(());
+        }
+        let started = *self.started.get_or_insert(cx.now());
+        cx.wait_wake();
+        if let Some(t) = self.timeout {
+            cx.wait_until(started + t);
+        }
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "waiter"
+    }
+}
+
+/// Returns `WouldBlock` without waiting for anything: a buggy coroutine.
+#[derive(Debug)]
+pub struct Forgetful;
+
+impl Coroutine for Forgetful {
+    type Output = ();
+    fn resume(&mut self, _cx: &mut Cx<'_>) -> Step<()> {
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "forgetful"
+    }
+}
