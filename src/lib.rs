@@ -2,3 +2,5 @@
 #![deny(missing_docs)]
 
 pub use asycamore_executor as executor;
+
+pub mod detect;

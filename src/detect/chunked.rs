@@ -1,0 +1,449 @@
+//! The chunked transfer coding (RFC 9112 §7.1): [`ChunkedDecoder`], its states
+//! ([`ChunkedState`], after hyper's `decode.rs`), and the [`Trailers`] it delivers at the end.
+//!
+//! ```text
+//! chunked-body = *chunk last-chunk trailer-section CRLF
+//! chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+//! last-chunk   = 1*("0") [ chunk-ext ] CRLF
+//! ```
+//!
+//! The size line is taken one byte at a time into the decoder's state, so it may arrive split
+//! anywhere and is consumed as it arrives. Chunk data is handed out as slices of the caller's
+//! buffer, never copied. The trailer section is the exception: it is delivered as a slice, so it is
+//! not consumed until its final empty line has arrived (the scan for it resumes where it stopped);
+//! [`Limits::max_trailers`] bounds how much the caller must hold meanwhile.
+//!
+//! Strictness: the size is hex digits only (no sign, no `0x`, no whitespace inside), at most
+//! `u64::MAX`; whitespace after it is allowed only before `;` or the CRLF (RFC 9112 §7.1.1 `BWS`);
+//! extensions are skipped but bounded by [`Limits::max_chunk_line`] and may not contain controls
+//! (a bare LF in an extension is a known smuggling vector); every line ends in CRLF, and chunk data
+//! must be followed by CRLF.
+
+use asycamore_executor::Step;
+
+use super::Limits;
+use super::body::{BodyEvent, take};
+use super::syntax::split_field_line;
+
+/// Why chunked framing was refused. Every variant maps to a status ([`ChunkedError::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChunkedError {
+    /// The chunk size is not hex digits: empty, signed, `0x`, or with whitespace inside (400).
+    InvalidSize,
+    /// The chunk size does not fit in 64 bits (400).
+    SizeOverflow,
+    /// The size line (size and extensions) is longer than [`Limits::max_chunk_line`] (400).
+    LineTooLong,
+    /// A chunk extension contains a control byte (400).
+    InvalidExtension,
+    /// A line ends in a bare LF, or a CR is not followed by LF (400).
+    InvalidLineEnding,
+    /// Chunk data is not followed by CRLF (400).
+    MissingCrlf,
+    /// A trailer field line is not `token ":" value` with allowed bytes (400).
+    InvalidTrailer,
+    /// The trailer section is larger than [`Limits::max_trailers`] (431).
+    TrailersTooLarge,
+}
+
+impl ChunkedError {
+    /// The response status for this error.
+    pub fn status(self) -> u16 {
+        match self {
+            ChunkedError::TrailersTooLarge => 431,
+            _ => 400,
+        }
+    }
+
+    /// A short, fixed description.
+    pub fn reason(self) -> &'static str {
+        match self {
+            ChunkedError::InvalidSize => "invalid chunk size",
+            ChunkedError::SizeOverflow => "chunk size too large",
+            ChunkedError::LineTooLong => "chunk size line too long",
+            ChunkedError::InvalidExtension => "invalid chunk extension",
+            ChunkedError::InvalidLineEnding => "invalid line ending in chunked body",
+            ChunkedError::MissingCrlf => "chunk data not followed by CRLF",
+            ChunkedError::InvalidTrailer => "invalid trailer field",
+            ChunkedError::TrailersTooLarge => "trailer section too large",
+        }
+    }
+}
+
+/// Where a chunked decoder is. The size-line states carry the size so far and the line's length
+/// so far (for [`Limits::max_chunk_line`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkedState {
+    /// Expecting the first hex digit of a chunk size.
+    Start,
+    /// Inside the hex digits of a chunk size.
+    Size {
+        /// The size so far.
+        size: u64,
+        /// Bytes of the size line so far.
+        line: usize,
+    },
+    /// In whitespace after the size; only `;` or CR may follow.
+    SizeLws {
+        /// The chunk size.
+        size: u64,
+        /// Bytes of the size line so far.
+        line: usize,
+    },
+    /// Inside chunk extensions, which are skipped.
+    Extension {
+        /// The chunk size.
+        size: u64,
+        /// Bytes of the size line so far.
+        line: usize,
+    },
+    /// After the CR that ends the size line; expecting LF.
+    SizeLf {
+        /// The chunk size.
+        size: u64,
+    },
+    /// Inside chunk data.
+    Body {
+        /// Data bytes of this chunk not yet handed out (never 0).
+        remaining: u64,
+    },
+    /// After chunk data; expecting CR.
+    BodyCr,
+    /// After chunk data and CR; expecting LF.
+    BodyLf,
+    /// After the last chunk's size line, in the trailer section, which is not consumed until
+    /// complete. Offsets are from the start of the section, which is the start of the caller's
+    /// buffer on every call after the one that entered this state.
+    Trailers {
+        /// Where the current trailer line begins.
+        line: usize,
+        /// Everything before this offset has been looked at.
+        scanned: usize,
+    },
+    /// `End` has been handed out.
+    End,
+}
+
+/// Decodes a chunked body into [`BodyEvent`]s; see [`BodyDecoder`](super::BodyDecoder) for the
+/// calling convention. Allocates nothing.
+#[derive(Debug, Clone)]
+pub struct ChunkedDecoder {
+    state: ChunkedState,
+    max_chunk_line: usize,
+    max_trailers: usize,
+}
+
+impl ChunkedDecoder {
+    /// A decoder at the start of a chunked body.
+    pub fn new(limits: &Limits) -> ChunkedDecoder {
+        ChunkedDecoder {
+            state: ChunkedState::Start,
+            max_chunk_line: limits.max_chunk_line,
+            max_trailers: limits.max_trailers,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ChunkedState {
+        self.state
+    }
+
+    /// True once `End` has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.state == ChunkedState::End
+    }
+
+    /// Decodes from the start of `buf`: see [`BodyDecoder::decode`](super::BodyDecoder::decode).
+    ///
+    /// # Errors
+    /// A [`ChunkedError`] at the first byte that breaks the framing.
+    pub fn decode<'b>(
+        &mut self,
+        buf: &'b [u8],
+    ) -> Result<(usize, Step<BodyEvent<'b>>), ChunkedError> {
+        let mut pos = 0;
+        loop {
+            match self.state {
+                ChunkedState::Body { remaining } => {
+                    let data = take(&buf[pos..], remaining);
+                    if data.is_empty() {
+                        return Ok((pos, Step::WouldBlock));
+                    }
+                    self.state = after_data(remaining, data.len());
+                    return Ok((pos + data.len(), Step::Ready(BodyEvent::Data(data))));
+                }
+                ChunkedState::Trailers { line, scanned } => {
+                    return match self.trailers(&buf[pos..], line, scanned)? {
+                        Step::Ready(n) => {
+                            self.state = ChunkedState::End;
+                            let trailers = Trailers {
+                                fields: &buf[pos..pos + n - 2],
+                            };
+                            Ok((pos + n, Step::Ready(BodyEvent::End { trailers })))
+                        }
+                        Step::WouldBlock => Ok((pos, Step::WouldBlock)),
+                    };
+                }
+                ChunkedState::End => {
+                    return Ok((
+                        pos,
+                        Step::Ready(BodyEvent::End {
+                            trailers: Trailers::empty(),
+                        }),
+                    ));
+                }
+                _ => {
+                    let Some(&b) = buf.get(pos) else {
+                        return Ok((pos, Step::WouldBlock));
+                    };
+                    pos += 1;
+                    self.state = self.framing_byte(b)?;
+                    if let ChunkedState::Body { remaining: size } = self.state {
+                        // The size line just ended: the chunk starts, with whatever data is here.
+                        let data = take(&buf[pos..], size);
+                        self.state = after_data(size, data.len());
+                        return Ok((
+                            pos + data.len(),
+                            Step::Ready(BodyEvent::ChunkStart { size, data }),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// One byte of a size line or of the CRLF after chunk data: the next state.
+    #[inline]
+    fn framing_byte(&self, b: u8) -> Result<ChunkedState, ChunkedError> {
+        use ChunkedState::*;
+        let next = match (self.state, b) {
+            (Start, _) => Size {
+                size: u64::from(hex(b).ok_or(ChunkedError::InvalidSize)?),
+                line: 1,
+            },
+            (Size { size, line }, _) if hex(b).is_some() => {
+                let digit = u64::from(hex(b).unwrap_or(0));
+                let size = size
+                    .checked_mul(16)
+                    .and_then(|s| s.checked_add(digit))
+                    .ok_or(ChunkedError::SizeOverflow)?;
+                Size {
+                    size,
+                    line: line + 1,
+                }
+            }
+            (Size { size, line } | SizeLws { size, line }, b' ' | b'\t') => SizeLws {
+                size,
+                line: line + 1,
+            },
+            (Size { size, line } | SizeLws { size, line } | Extension { size, line }, b';') => {
+                Extension {
+                    size,
+                    line: line + 1,
+                }
+            }
+            (Size { size, .. } | SizeLws { size, .. } | Extension { size, .. }, b'\r') => {
+                SizeLf { size }
+            }
+            (Size { .. } | SizeLws { .. } | Extension { .. }, b'\n') => {
+                return Err(ChunkedError::InvalidLineEnding);
+            }
+            (Size { .. } | SizeLws { .. }, _) => return Err(ChunkedError::InvalidSize),
+            (Extension { size, line }, b'\t' | 0x20..=0x7e | 0x80..=0xff) => Extension {
+                size,
+                line: line + 1,
+            },
+            (Extension { .. }, _) => return Err(ChunkedError::InvalidExtension),
+            (SizeLf { size: 0 }, b'\n') => Trailers {
+                line: 0,
+                scanned: 0,
+            },
+            (SizeLf { size }, b'\n') => Body { remaining: size },
+            (SizeLf { .. }, _) => return Err(ChunkedError::InvalidLineEnding),
+            (BodyCr, b'\r') => BodyLf,
+            (BodyLf, b'\n') => Start,
+            (BodyCr | BodyLf, _) => return Err(ChunkedError::MissingCrlf),
+            (Body { .. } | Trailers { .. } | End, _) => self.state,
+        };
+        if let Size { line, .. } | SizeLws { line, .. } | Extension { line, .. } = next
+            && line > self.max_chunk_line
+        {
+            return Err(ChunkedError::LineTooLong);
+        }
+        Ok(next)
+    }
+
+    /// Scans the trailer section at the start of `section`, resuming at `scanned` in the line that
+    /// began at `line`. `Ready(n)`: `section[..n]` is the whole section with its final CRLF.
+    fn trailers(
+        &mut self,
+        section: &[u8],
+        mut line: usize,
+        scanned: usize,
+    ) -> Result<Step<usize>, ChunkedError> {
+        let mut from = scanned.min(section.len());
+        while let Some(lf) = memchr::memchr(b'\n', &section[from..]).map(|i| from + i) {
+            if lf == line || section[lf - 1] != b'\r' {
+                return Err(ChunkedError::InvalidLineEnding);
+            }
+            let n = lf + 1;
+            if n > self.max_trailers {
+                return Err(ChunkedError::TrailersTooLarge);
+            }
+            if lf - 1 == line {
+                return Ok(Step::Ready(n));
+            }
+            // RFC 9112 §7.1.2: trailer fields have the syntax of header fields; we deliver them
+            // (framing fields among them are not used for framing, RFC 9110 §6.5.1).
+            if split_field_line(&section[line..lf - 1]).is_none() {
+                return Err(ChunkedError::InvalidTrailer);
+            }
+            line = n;
+            from = n;
+        }
+        if section.len() > self.max_trailers {
+            return Err(ChunkedError::TrailersTooLarge);
+        }
+        self.state = ChunkedState::Trailers {
+            line,
+            scanned: section.len(),
+        };
+        Ok(Step::WouldBlock)
+    }
+}
+
+/// The state after handing out `taken` of `remaining` data bytes.
+#[inline]
+fn after_data(remaining: u64, taken: usize) -> ChunkedState {
+    match remaining - taken as u64 {
+        0 => ChunkedState::BodyCr,
+        remaining => ChunkedState::Body { remaining },
+    }
+}
+
+/// The value of a hex digit.
+#[inline]
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The trailer fields of a chunked body (RFC 9112 §7.1.2), already validated: a view of the
+/// field lines in the caller's buffer, iterated as `(name, value)` pairs with values trimmed.
+///
+/// Framing fields (`Content-Length`, `Transfer-Encoding`, `Host`...) may appear here; they are
+/// delivered as sent and never used for framing (RFC 9110 §6.5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Trailers<'b> {
+    /// The field lines, each with its CRLF.
+    fields: &'b [u8],
+}
+
+impl<'b> Trailers<'b> {
+    /// No trailer fields.
+    pub fn empty() -> Trailers<'static> {
+        Trailers { fields: b"" }
+    }
+
+    /// True if there are no trailer fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The raw field lines, each ending in CRLF.
+    pub fn as_bytes(&self) -> &'b [u8] {
+        self.fields
+    }
+
+    /// The fields in order, as `(name, value)`.
+    pub fn iter(&self) -> TrailerFields<'b> {
+        TrailerFields { rest: self.fields }
+    }
+
+    /// The value of the first field called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'b [u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+}
+
+impl<'b> IntoIterator for Trailers<'b> {
+    type Item = (&'b str, &'b [u8]);
+    type IntoIter = TrailerFields<'b>;
+    fn into_iter(self) -> TrailerFields<'b> {
+        self.iter()
+    }
+}
+
+/// Iterator over [`Trailers`].
+#[derive(Debug, Clone)]
+pub struct TrailerFields<'b> {
+    rest: &'b [u8],
+}
+
+impl<'b> Iterator for TrailerFields<'b> {
+    type Item = (&'b str, &'b [u8]);
+
+    fn next(&mut self) -> Option<(&'b str, &'b [u8])> {
+        while !self.rest.is_empty() {
+            let lf = memchr::memchr(b'\n', self.rest).unwrap_or(self.rest.len() - 1);
+            let line = &self.rest[..lf];
+            self.rest = &self.rest[lf + 1..];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            // Validated when the decoder saw it; a line that fails here cannot occur.
+            if let Some((name, value)) = split_field_line(line) {
+                return Some((std::str::from_utf8(name).unwrap_or_default(), value));
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> ChunkedDecoder {
+        ChunkedDecoder::new(&Limits::default())
+    }
+
+    #[test]
+    fn one_chunk_then_trailers() {
+        let mut d = decoder();
+        let buf = b"4;a=b\r\nwiki\r\n0\r\nX-Sum: 1 \r\n\r\nNEXT";
+        let (n, step) = d.decode(buf).unwrap();
+        assert_eq!(
+            step,
+            Step::Ready(BodyEvent::ChunkStart {
+                size: 4,
+                data: b"wiki"
+            })
+        );
+        let (m, step) = d.decode(&buf[n..]).unwrap();
+        let Step::Ready(BodyEvent::End { trailers }) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(trailers.iter().collect::<Vec<_>>(), [("X-Sum", &b"1"[..])]);
+        assert_eq!(trailers.get("x-sum"), Some(&b"1"[..]));
+        assert_eq!(&buf[n + m..], b"NEXT");
+        assert!(d.is_done());
+    }
+
+    #[test]
+    fn trailers_wait_without_consuming() {
+        let mut d = decoder();
+        let (n, step) = d.decode(b"0\r\nA: b\r").unwrap();
+        assert_eq!((n, step), (3, Step::WouldBlock));
+        assert_eq!(d.decode(b"A: b\r").unwrap(), (0, Step::WouldBlock));
+        let (n, step) = d.decode(b"A: b\r\n\r\n").unwrap();
+        assert_eq!(n, 8);
+        assert!(
+            matches!(step, Step::Ready(BodyEvent::End { trailers }) if trailers.as_bytes() == b"A: b\r\n")
+        );
+    }
+}

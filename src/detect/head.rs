@@ -1,0 +1,692 @@
+//! The request head: finding where it ends, incrementally, then parsing it into a reusable
+//! [`RequestHead`] of offsets into the read buffer.
+//!
+//! # Scanning once
+//!
+//! [`HeadDetector::detect`] is called with the connection's read buffer each time more bytes
+//! arrive. It remembers how far it has looked and which line it is in, so a head that arrives one
+//! byte at a time is scanned once in total. Like hyper's `is_complete_fast`, the search resumes
+//! where it stopped; unlike it we look for each LF with `memchr` rather than for `CRLFCRLF` with
+//! `memmem`, because we want every line end anyway: it lets us enforce the request-line limit
+//! before the line is complete, reject a bare LF the moment it arrives, parse the request line
+//! (and refuse a bad version) before the fields come in, and count fields before parsing them.
+//! The resumed search needs no look-back: the only context a new LF needs is the byte before it,
+//! which is already in the buffer.
+//!
+//! # Line endings
+//!
+//! RFC 9112 §2.2 lets a recipient accept a bare LF as a line terminator. We do not: every line of
+//! the head must end in CRLF, and a bare LF is a 400 ([`HeadError::BareLf`]). Accepting it would
+//! make the end of the head ambiguous between us and any proxy in front of us (`\n\n`, `\r\n\n`
+//! and `\n\r\n` end a head for some parsers and not for others), which is one of the ways requests
+//! are smuggled. Every client we serve sends CRLF.
+//!
+//! # Parsing
+//!
+//! The request line is parsed here (method, target, and the version, which httparse would reject
+//! for `HTTP/1.2`..`HTTP/1.9` where RFC 9110 §2.5 says to serve them as 1.1); the field section
+//! is parsed with [`httparse::parse_headers`], whose defaults already reject obs-fold, whitespace
+//! before the colon, and NUL and other controls in names and values. The header array it needs is
+//! on the stack, sized by the number of field lines the scan counted.
+
+use std::ops::Range;
+
+use asycamore_executor::Step;
+
+use super::Limits;
+use super::framing::{BodyFraming, FieldFacts};
+use super::syntax::{is_target, is_token};
+
+/// A byte range of the buffer a head was parsed from; `Copy`, unlike [`Range`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    /// First byte.
+    pub(crate) start: usize,
+    /// One past the last byte.
+    pub(crate) end: usize,
+}
+
+impl Span {
+    /// The bytes of `buf` this span covers, or nothing if `buf` is too short (a caller passed the
+    /// wrong buffer: a wrong answer, but never a panic).
+    #[inline]
+    pub(crate) fn of(self, buf: &[u8]) -> &[u8] {
+        buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// As a `Range`.
+    pub(crate) fn range(self) -> Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// The protocol version of a request, as it will be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Version {
+    /// `HTTP/1.0`.
+    Http10,
+    /// `HTTP/1.1`, and `HTTP/1.2` to `HTTP/1.9`, which RFC 9110 §2.5 says to serve as 1.1.
+    #[default]
+    Http11,
+}
+
+impl Version {
+    /// The version as written in a start line: `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// Why a request head was refused. Every variant maps to a status ([`HeadError::status`]) and a
+/// short reason ([`HeadError::reason`]); after any of them the connection must close, since where
+/// the next request begins is no longer known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeadError {
+    /// A line ended in LF without CR (400; see the module docs).
+    BareLf,
+    /// The request line is longer than [`Limits::max_request_line`] (414).
+    RequestLineTooLong,
+    /// The head is longer than [`Limits::max_head`] (431).
+    HeadTooLarge,
+    /// More field lines than [`Limits::max_headers`] (431).
+    TooManyHeaders,
+    /// The request line is not `method SP target SP version` (400).
+    MalformedRequestLine,
+    /// The method is not a token (400).
+    InvalidMethod,
+    /// The request target is empty or has a control byte (400).
+    InvalidTarget,
+    /// The version is not `HTTP/DIGIT.DIGIT` (400).
+    MalformedVersion,
+    /// A well-formed version other than 1.x, or an HTTP/0.9 request line without one (505).
+    VersionNotSupported,
+    /// A field name is not a token, or has whitespace before the colon, or a line is folded (400).
+    InvalidHeaderName,
+    /// A field value has a forbidden byte such as NUL or a control (400).
+    InvalidHeaderValue,
+    /// An HTTP/1.1 request without `Host` (400, RFC 9112 §3.2).
+    MissingHost,
+    /// More than one `Host` field (400, RFC 9112 §3.2).
+    MultipleHost,
+    /// `Content-Length` is not `1*DIGIT` or overflows 64 bits (400).
+    InvalidContentLength,
+    /// Several `Content-Length` values that differ (400, RFC 9112 §6.3 rule 5).
+    ConflictingContentLength,
+    /// `Transfer-Encoding` and `Content-Length` together (400, RFC 9112 §6.1).
+    TransferEncodingWithContentLength,
+    /// `Transfer-Encoding` in an HTTP/1.0 request (400, RFC 9112 §6.1).
+    TransferEncodingInHttp10,
+    /// A `Transfer-Encoding` field that names no coding (400).
+    EmptyTransferEncoding,
+    /// A transfer coding after `chunked` (501).
+    ChunkedNotLast,
+    /// `chunked` applied twice (501).
+    ChunkedTwice,
+    /// A transfer coding other than `chunked` (501, RFC 9112 §6.1).
+    UnsupportedTransferCoding,
+}
+
+impl HeadError {
+    /// The response status for this error.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::RequestLineTooLong => 414,
+            HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::VersionNotSupported => 505,
+            HeadError::ChunkedNotLast
+            | HeadError::ChunkedTwice
+            | HeadError::UnsupportedTransferCoding => 501,
+            _ => 400,
+        }
+    }
+
+    /// A short, fixed description, suitable for a log line or an error response body.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HeadError::BareLf => "line ends in a bare LF",
+            HeadError::RequestLineTooLong => "request line too long",
+            HeadError::HeadTooLarge => "request head too large",
+            HeadError::TooManyHeaders => "too many header fields",
+            HeadError::MalformedRequestLine => "malformed request line",
+            HeadError::InvalidMethod => "invalid method",
+            HeadError::InvalidTarget => "invalid request target",
+            HeadError::MalformedVersion => "malformed HTTP version",
+            HeadError::VersionNotSupported => "HTTP version not supported",
+            HeadError::InvalidHeaderName => "invalid header field name",
+            HeadError::InvalidHeaderValue => "invalid header field value",
+            HeadError::MissingHost => "missing Host header",
+            HeadError::MultipleHost => "more than one Host header",
+            HeadError::InvalidContentLength => "invalid Content-Length",
+            HeadError::ConflictingContentLength => "conflicting Content-Length values",
+            HeadError::TransferEncodingWithContentLength => {
+                "both Transfer-Encoding and Content-Length"
+            }
+            HeadError::TransferEncodingInHttp10 => "Transfer-Encoding in an HTTP/1.0 request",
+            HeadError::EmptyTransferEncoding => "Transfer-Encoding names no coding",
+            HeadError::ChunkedNotLast => "chunked is not the last transfer coding",
+            HeadError::ChunkedTwice => "chunked applied more than once",
+            HeadError::UnsupportedTransferCoding => "unsupported transfer coding",
+        }
+    }
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.status())
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// A parsed request head: offsets into the buffer it was parsed from, so a connection can keep it
+/// across resumes next to that buffer. Reused from one request to the next: the field list keeps
+/// its allocation.
+///
+/// Every accessor takes that buffer (`buf`, the same slice given to [`HeadDetector::detect`], or
+/// any slice that begins with the same head). Given another buffer, the answers are wrong but
+/// nothing panics.
+#[derive(Debug, Clone, Default)]
+pub struct RequestHead {
+    method: Span,
+    target: Span,
+    version: Version,
+    fields: Vec<(Span, Span)>,
+    framing: BodyFraming,
+    facts: FieldFacts,
+    len: usize,
+}
+
+impl RequestHead {
+    /// An empty head, to be filled by [`HeadDetector::detect`].
+    pub fn new() -> RequestHead {
+        RequestHead::default()
+    }
+
+    /// The method, e.g. `"GET"` (a token, so always ASCII).
+    pub fn method<'b>(&self, buf: &'b [u8]) -> &'b str {
+        std::str::from_utf8(self.method.of(buf)).unwrap_or_default()
+    }
+
+    /// The request target as sent: not decoded, possibly raw UTF-8 or other bytes above 0x7F.
+    pub fn target<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        self.target.of(buf)
+    }
+
+    /// The version the request will be served as.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The header fields in order, as `(name, value)`; the value is trimmed of surrounding
+    /// whitespace. Names are tokens, so always ASCII.
+    pub fn headers<'s, 'b>(
+        &'s self,
+        buf: &'b [u8],
+    ) -> impl Iterator<Item = (&'b str, &'b [u8])> + 's
+    where
+        'b: 's,
+    {
+        self.fields.iter().map(move |&(name, value)| {
+            (
+                std::str::from_utf8(name.of(buf)).unwrap_or_default(),
+                value.of(buf),
+            )
+        })
+    }
+
+    /// The value of the first field called `name` (compared case-insensitively).
+    pub fn header<'b>(&self, buf: &'b [u8], name: &str) -> Option<&'b [u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.of(buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|&(_, value)| value.of(buf))
+    }
+
+    /// How many header fields the head has.
+    pub fn header_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The byte ranges of each field's name and value in the buffer.
+    pub fn header_ranges(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (Range<usize>, Range<usize>)> + '_ {
+        self.fields.iter().map(|&(n, v)| (n.range(), v.range()))
+    }
+
+    /// The `Host` value, if the request has one (always, in HTTP/1.1).
+    pub fn host<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        self.facts.host.map(|s| s.of(buf))
+    }
+
+    /// How the body is delimited.
+    pub fn framing(&self) -> BodyFraming {
+        self.framing
+    }
+
+    /// True if the connection may stay open after this request (RFC 9112 §9.3): in HTTP/1.1 unless
+    /// the client sent `Connection: close`; in HTTP/1.0 only if it sent `Connection: keep-alive`
+    /// (and not `close`).
+    pub fn keep_alive(&self) -> bool {
+        match self.version {
+            Version::Http11 => !self.facts.close,
+            Version::Http10 => self.facts.keep_alive && !self.facts.close,
+        }
+    }
+
+    /// True if the client sent the `close` connection option.
+    pub fn connection_close(&self) -> bool {
+        self.facts.close
+    }
+
+    /// True if the client sent the `keep-alive` connection option.
+    pub fn connection_keep_alive(&self) -> bool {
+        self.facts.keep_alive
+    }
+
+    /// True if the client waits for `100 Continue` before sending the body. RFC 9110 §10.1.1: an
+    /// HTTP/1.0 client's expectation is ignored, and so is one on a request with no body.
+    pub fn expects_continue(&self) -> bool {
+        self.facts.expect_continue
+            && self.version == Version::Http11
+            && self.framing != BodyFraming::None
+    }
+
+    /// The length of the head in bytes, including leading empty lines and the final empty line:
+    /// the `n` of the `Ready(n)` that filled it.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if nothing has been parsed into this head yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Forgets the previous head, keeping the field list's allocation.
+    fn clear(&mut self) {
+        self.fields.clear();
+        self.facts = FieldFacts::default();
+        self.framing = BodyFraming::None;
+        self.len = 0;
+    }
+}
+
+/// Where the head scan is; committed only when a line is complete, so `WouldBlock` keeps all
+/// progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadState {
+    /// Skipping empty lines before the request line (RFC 9112 §2.2); the next line starts at `at`.
+    Leading {
+        /// Where the next line begins.
+        at: usize,
+    },
+    /// Inside the request line, which began at `start`.
+    RequestLine {
+        /// Where the request line begins.
+        start: usize,
+    },
+    /// Inside the field section; the current line began at `line`, after `fields` complete fields.
+    Fields {
+        /// Where the first field line begins.
+        first: usize,
+        /// Where the current line begins.
+        line: usize,
+        /// How many field lines have ended so far.
+        fields: usize,
+    },
+}
+
+/// Finds the end of a request head and parses it; a coroutine over bytes that does no I/O.
+///
+/// ```
+/// use asycamore::detect::{HeadDetector, Limits, RequestHead, BodyFraming};
+/// use asycamore::executor::Step;
+///
+/// let mut detector = HeadDetector::new(Limits::default());
+/// let mut head = RequestHead::new();
+/// let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b";
+/// assert_eq!(detector.detect(&buf[..10], &mut head), Ok(Step::WouldBlock));
+/// assert_eq!(detector.detect(buf, &mut head), Ok(Step::Ready(28)));
+/// assert_eq!(head.target(buf), b"/a");
+/// assert_eq!(head.framing(), BodyFraming::None);
+/// ```
+#[derive(Debug, Clone)]
+pub struct HeadDetector {
+    limits: Limits,
+    state: HeadState,
+    /// Everything before this offset has been looked at.
+    scanned: usize,
+    /// The parsed request line, once it is complete.
+    method: Span,
+    target: Span,
+    version: Version,
+}
+
+impl HeadDetector {
+    /// A detector waiting for the first byte of a head.
+    pub fn new(limits: Limits) -> HeadDetector {
+        HeadDetector {
+            limits,
+            state: HeadState::Leading { at: 0 },
+            scanned: 0,
+            method: Span::default(),
+            target: Span::default(),
+            version: Version::Http11,
+        }
+    }
+
+    /// The limits this detector enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Forgets any partial head, to start on a new buffer. [`HeadDetector::detect`] does this
+    /// itself after `Ready`.
+    pub fn reset(&mut self) {
+        self.state = HeadState::Leading { at: 0 };
+        self.scanned = 0;
+    }
+
+    /// Looks for a complete head at the start of `buf`.
+    ///
+    /// `buf` must begin at the same byte on every call for one head, each call passing at least
+    /// what the last one did (the connection appends to its buffer and passes all of it). Returns
+    /// `Ready(n)` when `buf[..n]` is one complete head, leading empty lines and the final empty
+    /// line included, now parsed into `head`; the detector is then ready for the next head, which
+    /// the caller passes starting at `buf[n..]` once it has consumed the body. Returns
+    /// `WouldBlock` when more bytes are needed; nothing is lost.
+    ///
+    /// # Errors
+    /// A [`HeadError`] as soon as the bytes seen are enough to know the head is bad or too large;
+    /// the connection should answer with [`HeadError::status`] and close.
+    pub fn detect(&mut self, buf: &[u8], head: &mut RequestHead) -> Result<Step<usize>, HeadError> {
+        if buf.len() < self.scanned {
+            // The caller broke the contract (the buffer shrank); start over rather than index out of
+            // bounds.
+            self.reset();
+        }
+        let result = self.scan(buf, head);
+        if !matches!(result, Ok(Step::WouldBlock)) {
+            self.reset();
+        }
+        result
+    }
+
+    /// The state loop: one small step per line.
+    fn scan(&mut self, buf: &[u8], head: &mut RequestHead) -> Result<Step<usize>, HeadError> {
+        loop {
+            match self.state {
+                HeadState::Leading { at } => {
+                    // RFC 9112 §2.2: ignore empty lines before the request line. They count toward
+                    // the head size, so a stream of CRLFs is bounded too.
+                    if at > self.limits.max_head {
+                        return Err(HeadError::HeadTooLarge);
+                    }
+                    match buf.get(at..at + 2) {
+                        Some(b"\r\n") => {
+                            self.state = HeadState::Leading { at: at + 2 };
+                            self.scanned = at + 2;
+                        }
+                        Some([b'\n', _]) => return Err(HeadError::BareLf),
+                        Some([b'\r', _]) => return Err(HeadError::MalformedRequestLine),
+                        Some(_) => self.state = HeadState::RequestLine { start: at },
+                        None => {
+                            return match buf.get(at) {
+                                None | Some(b'\r') => Ok(Step::WouldBlock),
+                                Some(b'\n') => Err(HeadError::BareLf),
+                                Some(_) => {
+                                    self.state = HeadState::RequestLine { start: at };
+                                    continue;
+                                }
+                            };
+                        }
+                    }
+                }
+                HeadState::RequestLine { start } => {
+                    let from = self.scanned.max(start);
+                    let Some(lf) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
+                        self.scanned = buf.len();
+                        // Enforce the limit before the line ends: a trailing CR may be the start of
+                        // the line's CRLF, so it does not count.
+                        let pending = buf.len() - start - usize::from(buf.last() == Some(&b'\r'));
+                        if pending > self.limits.max_request_line {
+                            return Err(HeadError::RequestLineTooLong);
+                        }
+                        if buf.len() > self.limits.max_head {
+                            return Err(HeadError::HeadTooLarge);
+                        }
+                        return Ok(Step::WouldBlock);
+                    };
+                    // `lf > start`: the line starts with a byte other than CR or LF.
+                    if buf[lf - 1] != b'\r' {
+                        return Err(HeadError::BareLf);
+                    }
+                    let end = lf - 1;
+                    if end - start > self.limits.max_request_line {
+                        return Err(HeadError::RequestLineTooLong);
+                    }
+                    if lf + 1 > self.limits.max_head {
+                        return Err(HeadError::HeadTooLarge);
+                    }
+                    self.request_line(buf, start, end)?;
+                    self.scanned = lf + 1;
+                    self.state = HeadState::Fields {
+                        first: lf + 1,
+                        line: lf + 1,
+                        fields: 0,
+                    };
+                }
+                HeadState::Fields {
+                    first,
+                    line,
+                    fields,
+                } => {
+                    let from = self.scanned;
+                    let Some(lf) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
+                        self.scanned = buf.len();
+                        if buf.len() > self.limits.max_head {
+                            return Err(HeadError::HeadTooLarge);
+                        }
+                        return Ok(Step::WouldBlock);
+                    };
+                    // `lf >= 1`: the request line ended before it.
+                    if buf[lf - 1] != b'\r' || lf == line {
+                        return Err(HeadError::BareLf);
+                    }
+                    let n = lf + 1;
+                    if n > self.limits.max_head {
+                        return Err(HeadError::HeadTooLarge);
+                    }
+                    self.scanned = n;
+                    if lf - 1 == line {
+                        self.finish(buf, first, fields, n, head)?;
+                        return Ok(Step::Ready(n));
+                    }
+                    if fields == self.limits.max_headers {
+                        return Err(HeadError::TooManyHeaders);
+                    }
+                    self.state = HeadState::Fields {
+                        first,
+                        line: n,
+                        fields: fields + 1,
+                    };
+                }
+            }
+        }
+    }
+
+    /// Parses `buf[start..end]`, the request line without its CRLF (RFC 9112 §3):
+    /// `method SP request-target SP HTTP-version`, single spaces.
+    fn request_line(&mut self, buf: &[u8], start: usize, end: usize) -> Result<(), HeadError> {
+        let line = &buf[start..end];
+        let first_sp = memchr::memchr(b' ', line).ok_or(HeadError::MalformedRequestLine)?;
+        let last_sp = memchr::memrchr(b' ', line).unwrap_or(first_sp);
+        let method = &line[..first_sp];
+        if !is_token(method) {
+            return Err(HeadError::InvalidMethod);
+        }
+        if first_sp == last_sp {
+            // `GET /path`: an HTTP/0.9 simple request, well-formed but a version we do not speak.
+            return Err(if is_target(&line[first_sp + 1..]) {
+                HeadError::VersionNotSupported
+            } else {
+                HeadError::MalformedRequestLine
+            });
+        }
+        let target = &line[first_sp + 1..last_sp];
+        if !is_target(target) {
+            // Empty (two spaces in a row) or with a space or control byte inside.
+            return Err(HeadError::InvalidTarget);
+        }
+        self.version = parse_version(&line[last_sp + 1..])?;
+        self.method = Span {
+            start,
+            end: start + first_sp,
+        };
+        self.target = Span {
+            start: start + first_sp + 1,
+            end: start + last_sp,
+        };
+        Ok(())
+    }
+
+    /// Parses the field section `buf[first..n]` (its `fields` lines and the final empty line)
+    /// into `head`, and decides the framing.
+    fn finish(
+        &self,
+        buf: &[u8],
+        first: usize,
+        fields: usize,
+        n: usize,
+        head: &mut RequestHead,
+    ) -> Result<(), HeadError> {
+        head.clear();
+        head.method = self.method;
+        head.target = self.target;
+        head.version = self.version;
+        let block = &buf[first..n];
+        // httparse wants an initialized array as long as the number of fields; the scan counted
+        // them, so use the smallest stack array that fits (initializing 100 unused entries would
+        // cost more than parsing a typical head). Only a limit raised past 128 can reach the heap.
+        match fields {
+            0..=16 => parse_fields::<16>(buf, block, fields, head)?,
+            17..=128 => parse_fields::<128>(buf, block, fields, head)?,
+            _ => {
+                let mut headers = vec![httparse::EMPTY_HEADER; fields];
+                parse_fields_into(buf, block, &mut headers, head)?;
+            }
+        }
+        head.framing = head.facts.finish(head.version)?;
+        head.len = n;
+        Ok(())
+    }
+}
+
+/// Parses the field block with a stack array of `N` headers, of which `fields` are used.
+#[inline]
+fn parse_fields<const N: usize>(
+    buf: &[u8],
+    block: &[u8],
+    fields: usize,
+    head: &mut RequestHead,
+) -> Result<(), HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; N];
+    parse_fields_into(buf, block, &mut headers[..fields], head)
+}
+
+/// Runs httparse over the field block and records each field's ranges and meaning.
+#[inline]
+fn parse_fields_into<'b>(
+    buf: &'b [u8],
+    block: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    head: &mut RequestHead,
+) -> Result<(), HeadError> {
+    let parsed = match httparse::parse_headers(block, headers) {
+        Ok(httparse::Status::Complete((_, parsed))) => parsed,
+        // The scan found the empty line, so httparse has everything; a partial answer or too many
+        // headers would mean the two disagree about line ends.
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::InvalidHeaderName);
+        }
+        Err(httparse::Error::HeaderValue) => return Err(HeadError::InvalidHeaderValue),
+        Err(_) => return Err(HeadError::InvalidHeaderName),
+    };
+    let base = buf.as_ptr() as usize;
+    head.fields.reserve(parsed.len());
+    for h in parsed {
+        // httparse hands out subslices of `block`, itself a subslice of `buf`: their addresses
+        // minus the buffer's are the offsets we keep.
+        let name_start = h.name.as_ptr() as usize - base;
+        let value_start = h.value.as_ptr() as usize - base;
+        let name = Span {
+            start: name_start,
+            end: name_start + h.name.len(),
+        };
+        let value = Span {
+            start: value_start,
+            end: value_start + h.value.len(),
+        };
+        head.facts.add(h.name.as_bytes(), h.value, value)?;
+        head.fields.push((name, value));
+    }
+    Ok(())
+}
+
+/// Parses an HTTP-version (RFC 9112 §2.3: `"HTTP/" DIGIT "." DIGIT`, case-sensitive).
+fn parse_version(token: &[u8]) -> Result<Version, HeadError> {
+    match *token {
+        [
+            b'H',
+            b'T',
+            b'T',
+            b'P',
+            b'/',
+            major @ b'0'..=b'9',
+            b'.',
+            minor @ b'0'..=b'9',
+        ] => match (major, minor) {
+            (b'1', b'0') => Ok(Version::Http10),
+            // RFC 9110 §2.5: a higher minor version of a major we speak is served as the
+            // highest minor we speak.
+            (b'1', _) => Ok(Version::Http11),
+            _ => Err(HeadError::VersionNotSupported),
+        },
+        _ => Err(HeadError::MalformedVersion),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version(b"HTTP/1.0"), Ok(Version::Http10));
+        assert_eq!(parse_version(b"HTTP/1.1"), Ok(Version::Http11));
+        assert_eq!(parse_version(b"HTTP/1.9"), Ok(Version::Http11));
+        for v in [&b"HTTP/2.0"[..], b"HTTP/0.9", b"HTTP/3.0", b"HTTP/9.9"] {
+            assert_eq!(
+                parse_version(v),
+                Err(HeadError::VersionNotSupported),
+                "{v:?}"
+            );
+        }
+        for v in [
+            &b"HTTP/1"[..],
+            b"http/1.1",
+            b"HTTP/1.10",
+            b"HTTP/11",
+            b"HTTP/1.x",
+            b"HTTP/2",
+            b"",
+            b"HTTP/1.1 ",
+        ] {
+            assert_eq!(parse_version(v), Err(HeadError::MalformedVersion), "{v:?}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Message boundaries: where a request head ends, what it says, and where its body ends.
+//!
+//! Everything here is pure: no I/O, no clock, no allocation per request. The connection reads into
+//! its buffer and asks a detector what the bytes so far amount to; the detector answers
+//! [`Step::Ready`] with an event, [`Step::WouldBlock`] ("need more bytes", not an error), or a typed
+//! error that knows its response status. That makes every detector testable at every split point
+//! of its input, and fuzzable.
+//!
+//! # The API the connection uses
+//!
+//! ```
+//! use asycamore::detect::{BodyDecoder, BodyEvent, BodyFraming, HeadDetector, Limits, RequestHead};
+//! use asycamore::executor::Step;
+//!
+//! let limits = Limits::default();
+//! let mut detector = HeadDetector::new(limits);
+//! let mut head = RequestHead::new(); // reused for every request of the connection
+//!
+//! let buf = b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
+//!             5\r\nhello\r\n0\r\nDigest: x\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
+//! let Ok(Step::Ready(n)) = detector.detect(buf, &mut head) else { panic!() };
+//! assert_eq!(head.method(buf), "POST");
+//! assert_eq!(head.framing(), BodyFraming::Chunked);
+//! assert!(head.keep_alive());
+//!
+//! let mut body = BodyDecoder::new(head.framing(), &limits);
+//! let mut at = n;
+//! let mut received = Vec::new();
+//! loop {
+//!     let (used, step) = body.decode(&buf[at..]).expect("well-formed body");
+//!     at += used;
+//!     match step {
+//!         Step::Ready(BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data)) => {
+//!             received.extend_from_slice(data)
+//!         }
+//!         Step::Ready(BodyEvent::End { trailers }) => {
+//!             assert_eq!(trailers.get("digest"), Some(&b"x"[..]));
+//!             break;
+//!         }
+//!         Step::WouldBlock => unreachable!("read more, then call again"),
+//!     }
+//! }
+//! assert_eq!(received, b"hello");
+//! // The next pipelined request starts at `at`.
+//! assert_eq!(detector.detect(&buf[at..], &mut head), Ok(Step::Ready(27)));
+//! ```
+//!
+//! - [`HeadDetector::detect`]`(buf, &mut head)` → `Ready(n)`: `buf[..n]` is one complete head,
+//!   parsed into `head` ([`RequestHead`]: method, target, version, fields, [`BodyFraming`],
+//!   keep-alive, `Expect: 100-continue`, `Host`), all as offsets into `buf`.
+//! - [`BodyDecoder::new`]`(framing, &limits)` then [`BodyDecoder::decode`]`(buf)` →
+//!   `(consumed, step)`, one [`BodyEvent`] at a time: `ChunkStart { size, data }`, `Data`, and
+//!   `End { trailers }`. A `Content-Length` body is one `ChunkStart` of its full size.
+//! - Errors: [`HeadError`], [`BodyError`] (wrapping [`ChunkedError`]), and [`Error`] for either;
+//!   each has `status()` and `reason()`. After any error the connection must close.
+//!
+//! # Limits
+//!
+//! [`Limits`] holds every bound, each enforced as soon as it is exceeded, not when the thing it
+//! bounds is complete: a megabyte request line with no CRLF fails with 414 once
+//! [`Limits::max_request_line`] bytes have arrived.
+
+mod body;
+mod chunked;
+mod framing;
+mod head;
+pub(crate) mod syntax;
+
+pub use crate::executor::Step;
+pub use body::{BodyDecoder, BodyError, BodyEvent, LengthDecoder};
+pub use chunked::{ChunkedDecoder, ChunkedError, ChunkedState, TrailerFields, Trailers};
+pub use framing::BodyFraming;
+pub use head::{HeadDetector, HeadError, RequestHead, Version};
+
+/// Default [`Limits::max_request_line`]: 8 KiB, in bytes. Long enough for any sane URL with
+/// its query string (RFC 9112 §3 recommends supporting at least 8000 octets).
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// Default [`Limits::max_head`]: 64 KiB, in bytes, request line and fields together (hyper uses
+/// 100 KiB for its whole read buffer, nginx 4 × 8 KiB).
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// Default [`Limits::max_headers`]: 100 field lines (hyper and httparse users commonly allow 100).
+pub const MAX_HEADERS: usize = 100;
+
+/// Default [`Limits::max_chunk_line`]: 4 KiB, in bytes, for one chunk-size line with its
+/// extensions. A size needs at most 16 hex digits; the rest is room for extensions, which we
+/// ignore.
+pub const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// Default [`Limits::max_trailers`]: 16 KiB, in bytes, for the trailer section with its final
+/// empty line.
+pub const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Every bound the detectors enforce. Change the fields you need and keep the rest:
+///
+/// ```
+/// let limits = asycamore::detect::Limits { max_headers: 50, ..Default::default() };
+/// # assert_eq!(limits.max_head, asycamore::detect::MAX_HEAD);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest request line in bytes, without its CRLF; longer is a 414 ([`MAX_REQUEST_LINE`]).
+    pub max_request_line: usize,
+    /// Largest head in bytes, from the first byte (leading empty lines included) to the end of the
+    /// final empty line; larger is a 431 ([`MAX_HEAD`]).
+    pub max_head: usize,
+    /// Most header field lines in one head; more is a 431 ([`MAX_HEADERS`]).
+    pub max_headers: usize,
+    /// Longest chunk-size line in bytes, size and extensions without the CRLF; longer is a 400
+    /// ([`MAX_CHUNK_LINE`]).
+    pub max_chunk_line: usize,
+    /// Largest trailer section in bytes, final empty line included; larger is a 431
+    /// ([`MAX_TRAILERS`]).
+    pub max_trailers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_request_line: MAX_REQUEST_LINE,
+            max_head: MAX_HEAD,
+            max_headers: MAX_HEADERS,
+            max_chunk_line: MAX_CHUNK_LINE,
+            max_trailers: MAX_TRAILERS,
+        }
+    }
+}
+
+/// Any error from the detectors, for a connection that handles them the same way: answer with
+/// [`Error::status`] if nothing has been sent yet, then close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Error {
+    /// The head was refused.
+    Head(HeadError),
+    /// The body was refused.
+    Body(BodyError),
+}
+
+impl Error {
+    /// The response status for this error.
+    pub fn status(self) -> u16 {
+        match self {
+            Error::Head(e) => e.status(),
+            Error::Body(e) => e.status(),
+        }
+    }
+
+    /// A short, fixed description.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Error::Head(e) => e.reason(),
+            Error::Body(e) => e.reason(),
+        }
+    }
+}
+
+impl From<HeadError> for Error {
+    fn from(e: HeadError) -> Error {
+        Error::Head(e)
+    }
+}
+
+impl From<BodyError> for Error {
+    fn from(e: BodyError) -> Error {
+        Error::Body(e)
+    }
+}
+
+impl From<ChunkedError> for Error {
+    fn from(e: ChunkedError) -> Error {
+        Error::Body(BodyError::Chunked(e))
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.reason(), self.status())
+    }
+}
+
+impl std::error::Error for Error {}

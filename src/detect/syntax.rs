@@ -1,0 +1,140 @@
+//! Byte classes and list helpers from RFC 9110 §5.6, shared by the head parser, the trailer parser
+//! and the response encoder.
+//!
+//! Tables are 256-entry lookups built at compile time: one indexed load per byte, no branches on
+//! character ranges in the hot loops.
+
+/// Builds a byte table from a `const fn` predicate at compile time (a macro because `const fn`
+/// cannot call through a function pointer).
+macro_rules! table {
+    ($pred:ident) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $pred(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the characters of a token (method, field name, coding name).
+const fn tchar(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
+        | b'|' | b'~')
+}
+
+/// A byte allowed inside a field value (RFC 9110 §5.5): HTAB, SP, VCHAR and obs-text. CR, LF, NUL,
+/// the other controls and DEL are not.
+const fn field_byte(b: u8) -> bool {
+    matches!(b, b'\t' | b' '..=0x7e | 0x80..=0xff)
+}
+
+/// A byte allowed in a request-target. RFC 3986 allows only a subset of VCHAR, but like httparse we
+/// accept any visible byte and raw UTF-8 (0x80..), which real clients send; SP, controls and DEL
+/// are rejected because they would change where the request line splits.
+const fn target_byte(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e | 0x80..=0xff)
+}
+
+static TCHAR: [bool; 256] = table!(tchar);
+static FIELD_BYTE: [bool; 256] = table!(field_byte);
+static TARGET_BYTE: [bool; 256] = table!(target_byte);
+
+/// True if `s` is a non-empty token (RFC 9110 §5.6.2).
+#[inline]
+pub(crate) fn is_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| TCHAR[b as usize])
+}
+
+/// True if every byte of `s` may appear in a field value (RFC 9110 §5.5).
+#[inline]
+pub(crate) fn is_field_value(s: &[u8]) -> bool {
+    s.iter().all(|&b| FIELD_BYTE[b as usize])
+}
+
+/// True if `s` is a non-empty request-target made of allowed bytes (see [`target_byte`]).
+#[inline]
+pub(crate) fn is_target(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| TARGET_BYTE[b as usize])
+}
+
+/// Removes optional whitespace (SP and HTAB, RFC 9110 §5.6.3) from both ends.
+#[inline]
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// The non-empty elements of a comma-separated list (RFC 9110 §5.6.1), each trimmed of OWS.
+/// Empty elements are skipped, as the RFC requires of recipients.
+#[inline]
+pub(crate) fn list_elements(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    s.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
+}
+
+/// Parses a field line `name ":" OWS value OWS` (RFC 9112 §5) without its CRLF, checking that the
+/// name is a token (no whitespace before the colon, RFC 9112 §5.1) and that the value has no
+/// forbidden bytes. Returns the name and the trimmed value.
+pub(crate) fn split_field_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = memchr::memchr(b':', line)?;
+    let (name, rest) = line.split_at(colon);
+    let value = trim_ows(&rest[1..]);
+    (is_token(name) && is_field_value(value)).then_some((name, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(is_token(b"GET"));
+        assert!(is_token(b"X-Custom_1~"));
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"a:b",
+            b"a\0",
+            b"\xc3\xa9",
+            b"a(b)",
+            b"a\"b",
+        ] {
+            assert!(!is_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn field_values() {
+        assert!(is_field_value(b"text/html; q=0.9\t, caf\xc3\xa9"));
+        for bad in [&b"a\rb"[..], b"a\nb", b"a\0b", b"\x7f", b"\x01"] {
+            assert!(!is_field_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lists() {
+        let v: Vec<&[u8]> = list_elements(b" close ,, keep-alive,\t").collect();
+        assert_eq!(v, [&b"close"[..], b"keep-alive"]);
+        assert_eq!(list_elements(b" , ").count(), 0);
+    }
+
+    #[test]
+    fn field_lines() {
+        assert_eq!(split_field_line(b"A: b c "), Some((&b"A"[..], &b"b c"[..])));
+        assert_eq!(split_field_line(b"A:"), Some((&b"A"[..], &b""[..])));
+        assert_eq!(split_field_line(b"A : b"), None);
+        assert_eq!(split_field_line(b" A: b"), None);
+        assert_eq!(split_field_line(b"A b"), None);
+        assert_eq!(split_field_line(b"A: b\0"), None);
+    }
+}
