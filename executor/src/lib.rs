@@ -102,6 +102,7 @@ pub mod executor;
 pub mod net;
 pub mod poller;
 pub mod service;
+pub mod sim;
 pub mod step;
 mod sys;
 pub mod timer;
