@@ -18,7 +18,7 @@
 //!   connection, or (for accept) fail with `EMFILE`.
 //!
 //! Simulated sockets get descriptor numbers from [`FIRST_SIM_FD`] up, so scripted tests can use
-//! small numbers freely.
+//! numbers below it freely.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
@@ -36,7 +36,7 @@ use crate::step::{Interest, Step};
 use crate::wake::Notify;
 
 /// The first descriptor number given to a simulated socket.
-pub const FIRST_SIM_FD: RawFd = 1000;
+pub const FIRST_SIM_FD: RawFd = 100_000;
 
 /// Bytes a simulated stream buffers before its writer sees `WouldBlock`.
 pub const SIM_BUFFER: usize = 16 * 1024;
@@ -222,9 +222,21 @@ impl World {
 
     /// Appends the events a poll would report now; scripted readiness is consumed.
     fn collect(&mut self, events: &mut Vec<Event>) {
-        let registered: Vec<(RawFd, Interest)> =
-            self.registered.iter().map(|(&fd, &i)| (fd, i)).collect();
-        for (fd, interest) in registered {
+        // Only two kinds of fds can be ready: those with scripted readiness pending, and
+        // simulated sockets. Looking at just those keeps a poll cheap with thousands of waiters.
+        let mut candidates: Vec<(RawFd, Interest)> = self
+            .pending
+            .keys()
+            .filter_map(|fd| self.registered.get(fd).map(|&i| (*fd, i)))
+            .chain(
+                self.registered
+                    .range(FIRST_SIM_FD..)
+                    .map(|(&fd, &i)| (fd, i)),
+            )
+            .collect();
+        candidates.sort_unstable_by_key(|&(fd, _)| fd);
+        candidates.dedup_by_key(|&mut (fd, _)| fd);
+        for (fd, interest) in candidates {
             let (mut readable, mut writable, mut error) = (false, false, false);
             if let Some((r, w, e)) = self.socket_readiness(fd) {
                 readable |= r;

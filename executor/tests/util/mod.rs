@@ -207,3 +207,85 @@ impl Coroutine for Forgetful {
         "forgetful"
     }
 }
+
+/// A connected pair of non-blocking loopback TCP streams.
+#[track_caller]
+pub fn tcp_pair() -> (
+    asycamore_executor::net::TcpStream,
+    asycamore_executor::net::TcpStream,
+) {
+    use asycamore_executor::net::TcpStream;
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let a = std::net::TcpStream::connect(std_listener.local_addr().unwrap()).expect("connect");
+    let (b, _) = std_listener.accept().expect("accept");
+    (
+        TcpStream::from_std(a).unwrap(),
+        TcpStream::from_std(b).unwrap(),
+    )
+}
+
+/// Reads one byte per resume from a stream until it has `want` bytes.
+#[derive(Debug)]
+pub struct ByteReader<S> {
+    /// The stream.
+    pub stream: S,
+    /// Bytes still to read.
+    pub want: usize,
+}
+
+impl<S: asycamore_executor::net::Stream> Coroutine for ByteReader<S> {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        let mut byte = [0u8];
+        match self.stream.read(&mut byte) {
+            Ok(Step::Ready(1)) => self.want -= 1,
+            Ok(Step::Ready(_)) | Err(_) => return Step::Ready(()),
+            Ok(Step::WouldBlock) => {}
+        }
+        if self.want == 0 {
+            return Step::Ready(());
+        }
+        cx.wait_readable(self.stream.as_raw_fd());
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "byte-reader"
+    }
+}
+
+/// A poller wrapper counting registration changes, to show what the executor asks of it.
+#[derive(Debug)]
+pub struct Counting<P> {
+    /// The real poller.
+    pub inner: P,
+    /// Calls to `register`, `modify`, `deregister`.
+    pub changes: [u32; 3],
+}
+
+impl<P: Poller> Poller for Counting<P> {
+    fn register(&mut self, fd: RawFd, i: asycamore_executor::Interest) -> std::io::Result<()> {
+        self.changes[0] += 1;
+        self.inner.register(fd, i)
+    }
+    fn modify(&mut self, fd: RawFd, i: asycamore_executor::Interest) -> std::io::Result<()> {
+        self.changes[1] += 1;
+        self.inner.modify(fd, i)
+    }
+    fn deregister(&mut self, fd: RawFd) -> std::io::Result<()> {
+        self.changes[2] += 1;
+        self.inner.deregister(fd)
+    }
+    fn poll(
+        &mut self,
+        events: &mut Vec<asycamore_executor::Event>,
+        timeout: Option<Duration>,
+    ) -> std::io::Result<()> {
+        self.inner.poll(events, timeout)
+    }
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+    fn notifier(&mut self) -> std::io::Result<std::sync::Arc<dyn asycamore_executor::Notify>> {
+        self.inner.notifier()
+    }
+}

@@ -1,0 +1,403 @@
+//! Studying the scheduler: each test runs a few small tasks and asserts the exact trace, so the
+//! tests double as a walk through the loop. Read them in order.
+//!
+//! A trace line names a task by its slab slot (`t3`; `t3.1` for the next task in that slot) and
+//! says what the executor decided: spawned, resumed and why, finished.
+//!
+//! Most run on the simulated poller, whose virtual clock makes timing exact; where it makes sense
+//! the same schedule is checked on the real `poll(2)` poller too.
+
+mod util;
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use asycamore_executor::net::Stream;
+use asycamore_executor::sim::{Ready, SimPoller};
+use asycamore_executor::{Executor, PollPoller, Poller, Step, TraceEvent};
+use util::{
+    ByteReader, Counting, Forgetful, ReadableOrDeadline, Sleep, WaitForWake, Yielder, assert_trace,
+};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn sim(seed: u64) -> (Executor<SimPoller>, asycamore_executor::sim::Sim) {
+    let poller = SimPoller::new(seed);
+    let handle = poller.handle();
+    let mut executor = Executor::with_poller(poller).unwrap();
+    executor.enable_trace();
+    (executor, handle)
+}
+
+fn real() -> Executor<PollPoller> {
+    let mut executor = Executor::new().unwrap();
+    executor.enable_trace();
+    executor
+}
+
+/// Spawned tasks run in spawn order. Later, in one turn: the tasks whose fds the poll reported
+/// (in the poller's order; the simulator's is by fd), then the tasks whose deadline passed during
+/// the poll, then the tasks that yielded.
+#[test]
+fn resume_order_of_ready_tasks() {
+    let (mut executor, sim) = sim(1);
+    executor.spawn(Yielder(1));
+    executor.spawn(ReadableOrDeadline::new(8, None));
+    executor.spawn(ReadableOrDeadline::new(7, None));
+    executor.spawn(Sleep::Start(10 * MS));
+    sim.script(10 * MS, 8, Ready::Readable);
+    sim.script(10 * MS, 7, Ready::Readable);
+    executor.run().unwrap();
+    assert_trace(
+        &executor,
+        &[
+            "t0 spawned (yielder)",
+            "t1 spawned (reader)",
+            "t2 spawned (reader)",
+            "t3 spawned (sleep)",
+            // Turn 1: everything just spawned, in order.
+            "t0 resumed: spawned",
+            "t1 resumed: spawned",
+            "t2 resumed: spawned",
+            "t3 resumed: spawned",
+            // Turn 2: only the yielder is ready; the poll does not wait because of it.
+            "t0 resumed: yield",
+            "t0 finished",
+            // Turn 3: the poll waits until 10 ms, when both fds and the deadline are due.
+            "t2 resumed: fd 7 readable",
+            "t2 finished",
+            "t1 resumed: fd 8 readable",
+            "t1 finished",
+            "t3 resumed: deadline",
+            "t3 finished",
+        ],
+    );
+    assert_eq!(sim.elapsed(), 10 * MS);
+    assert_eq!(executor.stats().turns, 3);
+}
+
+fn woken_by_readable(executor: &mut Executor<impl Poller>, fd: RawFd) {
+    executor.spawn(ReadableOrDeadline::new(fd, Some(50 * MS)));
+    executor.run().unwrap();
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (reader)",
+            "t0 resumed: spawned",
+            &format!("t0 resumed: fd {fd} readable"),
+            "t0 finished",
+        ],
+    );
+}
+
+/// A task waiting for readable-or-deadline, woken by the fd: its timer is cancelled with it, so
+/// `run` returns as soon as it finishes, long before the deadline.
+#[test]
+fn readable_or_deadline_woken_by_readable() {
+    let (mut executor, sim) = sim(1);
+    sim.script(5 * MS, 7, Ready::Readable);
+    woken_by_readable(&mut executor, 7);
+    assert_eq!(sim.elapsed(), 5 * MS);
+
+    let mut executor = real();
+    let (writer, reader) = util::tcp_pair();
+    assert_eq!(writer.write(b"x").unwrap(), Step::Ready(1));
+    let started = Instant::now();
+    woken_by_readable(&mut executor, reader.as_raw_fd());
+    assert!(started.elapsed() < 50 * MS);
+}
+
+fn woken_by_deadline(executor: &mut Executor<impl Poller>, fd: RawFd) {
+    executor.spawn(ReadableOrDeadline::new(fd, Some(20 * MS)));
+    executor.run().unwrap();
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (reader)",
+            "t0 resumed: spawned",
+            "t0 resumed: deadline",
+            "t0 finished",
+        ],
+    );
+}
+
+/// The same task, woken by its deadline: the fd never becomes readable.
+#[test]
+fn readable_or_deadline_woken_by_deadline() {
+    let (mut executor, sim) = sim(1);
+    woken_by_deadline(&mut executor, 7);
+    assert_eq!(
+        sim.elapsed(),
+        20 * MS,
+        "the virtual clock jumps straight to the deadline"
+    );
+
+    let mut executor = real();
+    let (_writer, reader) = util::tcp_pair();
+    let started = Instant::now();
+    woken_by_deadline(&mut executor, reader.as_raw_fd());
+    assert!(started.elapsed() >= 20 * MS, "a deadline never fires early");
+}
+
+fn timers_in_order(executor: &mut Executor<impl Poller>, fd: RawFd) {
+    executor.spawn(Sleep::Start(30 * MS));
+    executor.spawn(Sleep::Start(10 * MS));
+    executor.spawn(Sleep::Start(20 * MS));
+    executor.spawn(ReadableOrDeadline::new(fd, Some(15 * MS)));
+    executor.run().unwrap();
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (sleep)",
+            "t1 spawned (sleep)",
+            "t2 spawned (sleep)",
+            "t3 spawned (reader)",
+            "t0 resumed: spawned",
+            "t1 resumed: spawned",
+            "t2 resumed: spawned",
+            "t3 resumed: spawned",
+            // The reader's fd is ready before its 15 ms deadline: that timer is cancelled and
+            // never shows up.
+            &format!("t3 resumed: fd {fd} readable"),
+            "t3 finished",
+            "t1 resumed: deadline",
+            "t1 finished",
+            "t2 resumed: deadline",
+            "t2 finished",
+            "t0 resumed: deadline",
+            "t0 finished",
+        ],
+    );
+}
+
+/// Timers fire in deadline order, whatever the order they were set in; a cancelled one does not
+/// fire at all.
+#[test]
+fn timers_fire_in_deadline_order_with_cancellation() {
+    let (mut executor, sim) = sim(1);
+    sim.script(5 * MS, 7, Ready::Readable);
+    timers_in_order(&mut executor, 7);
+    assert_eq!(sim.elapsed(), 30 * MS);
+
+    let mut executor = real();
+    let (writer, reader) = util::tcp_pair();
+    assert_eq!(writer.write(b"x").unwrap(), Step::Ready(1));
+    timers_in_order(&mut executor, reader.as_raw_fd());
+}
+
+fn yield_and_fd(executor: &mut Executor<impl Poller>, stream: impl Stream + 'static) {
+    let fd = stream.as_raw_fd();
+    executor.spawn(Yielder(3));
+    executor.spawn(ByteReader { stream, want: 3 });
+    executor.run().unwrap();
+    let readable = format!("t1 resumed: fd {fd} readable");
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (yielder)",
+            "t1 spawned (byte-reader)",
+            "t0 resumed: spawned",
+            "t1 resumed: spawned",
+            // Each turn polls (with a zero timeout, since the yielder is ready) before running
+            // the yielder again, so the reader gets its turn every time: fd-ready tasks first,
+            // then yielded ones.
+            &readable,
+            "t0 resumed: yield",
+            &readable,
+            "t1 finished",
+            "t0 resumed: yield",
+            "t0 resumed: yield",
+            "t0 finished",
+        ],
+    );
+}
+
+/// A task that keeps yielding shares the loop fairly with one driven by its fd.
+#[test]
+fn a_yielding_task_shares_the_loop_with_an_fd_driven_one() {
+    let (mut executor, sim) = sim(1);
+    let (mut writer, reader) = sim.pair();
+    assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
+    yield_and_fd(&mut executor, reader);
+
+    let mut executor = real();
+    let (writer, reader) = util::tcp_pair();
+    assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
+    yield_and_fd(&mut executor, reader);
+}
+
+fn stale_id(executor: &mut Executor<impl Poller>) {
+    let first = executor.spawn(Yielder(0));
+    executor.run().unwrap();
+    let second = executor.spawn(WaitForWake::new(Some(10 * MS)));
+    assert_eq!(first.index, second.index, "the slot is reused");
+    executor.waker(first).wake();
+    executor.run().unwrap();
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (yielder)",
+            "t0 resumed: spawned",
+            "t0 finished",
+            "t0.1 spawned (waiter)",
+            // The old id's generation is 0, the slot's is now 1: the wake is dropped, and the
+            // new task waits for its deadline.
+            "t0 stale wake ignored",
+            "t0.1 resumed: spawned",
+            "t0.1 resumed: deadline",
+            "t0.1 finished",
+        ],
+    );
+}
+
+/// A waker for a finished task never wakes the task that took its slot.
+#[test]
+fn a_stale_task_id_is_ignored() {
+    stale_id(&mut sim(1).0);
+    stale_id(&mut real());
+}
+
+fn cross_thread_wake(executor: &mut Executor<impl Poller>) {
+    let id = executor.spawn(WaitForWake::new(None));
+    let waker = executor.waker(id);
+    let thread = std::thread::spawn(move || {
+        std::thread::sleep(20 * MS);
+        waker.wake();
+    });
+    executor.run().unwrap();
+    thread.join().unwrap();
+    assert_trace(
+        executor,
+        &[
+            "t0 spawned (waiter)",
+            "t0 resumed: spawned",
+            "t0 resumed: wake",
+            "t0 finished",
+        ],
+    );
+}
+
+/// A wake from another thread interrupts a poll that has no timeout.
+#[test]
+fn a_wake_from_another_thread() {
+    cross_thread_wake(&mut real());
+    cross_thread_wake(&mut sim(1).0);
+}
+
+/// A wake that arrives before the task waits for wakes is remembered, not lost.
+#[test]
+fn a_wake_before_the_task_waits_is_not_lost() {
+    let mut executor = real();
+    let id = executor.spawn(WaitForWake::new(None));
+    executor.waker(id).wake();
+    executor.run().unwrap();
+    assert_trace(
+        &executor,
+        &[
+            "t0 spawned (waiter)",
+            "t0 resumed: spawned",
+            "t0 resumed: wake",
+            "t0 finished",
+        ],
+    );
+}
+
+/// A task that returns `WouldBlock` without waiting for anything could never run again: it is
+/// recorded and dropped, and `run` returns.
+#[test]
+fn a_task_waiting_for_nothing_is_abandoned() {
+    let (mut executor, _) = sim(1);
+    executor.spawn(Forgetful);
+    executor.run().unwrap();
+    assert_trace(
+        &executor,
+        &[
+            "t0 spawned (forgetful)",
+            "t0 resumed: spawned",
+            "t0 abandoned: WouldBlock with nothing to wait for",
+        ],
+    );
+    assert_eq!(executor.stats().abandoned, 1);
+}
+
+/// Waits are declared afresh on every resume, but only differences reach the poller: a task
+/// that waits on the same fd three times registers it once.
+#[test]
+fn waiting_again_on_the_same_fd_costs_no_poller_change() {
+    let inner = SimPoller::new(1);
+    let sim = inner.handle();
+    let mut executor = Executor::with_poller(Counting {
+        inner,
+        changes: [0; 3],
+    })
+    .unwrap();
+    let (mut writer, reader) = sim.pair();
+    assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
+    executor.spawn(ByteReader {
+        stream: reader,
+        want: 4,
+    });
+    executor.run_until(sim.now() + 10 * MS).unwrap();
+    assert_eq!(
+        executor.poller().changes,
+        [1, 0, 0],
+        "[register, modify, deregister]"
+    );
+    drop(writer);
+    executor.run().unwrap();
+    assert_eq!(executor.poller().changes, [1, 0, 1]);
+    assert_eq!(executor.stats().resumes, 4);
+}
+
+/// The budget bounds the resumes of one turn; the rest wait for the next turn (after a poll).
+#[test]
+fn the_budget_bounds_resumes_per_turn() {
+    let (mut executor, _) = sim(1);
+    executor.set_budget(2);
+    for _ in 0..5 {
+        executor.spawn(Yielder(0));
+    }
+    executor.run().unwrap();
+    assert_eq!(executor.stats().turns, 3);
+    assert_eq!(executor.stats().polls, 3);
+}
+
+/// Ten thousand tasks of three kinds, with seeded delays: every one finishes and the trace has
+/// exactly the lines their kinds predict.
+#[test]
+fn ten_thousand_tasks_in_the_simulator() {
+    let (mut executor, sim) = sim(2024);
+    let mut expected_lines = 0;
+    let mut latest = Duration::ZERO;
+    for i in 0..10_000 {
+        let delay = Duration::from_micros(sim.random() % 1_000_000);
+        match i % 3 {
+            0 => {
+                executor.spawn(Sleep::Start(delay));
+                expected_lines += 4; // spawned, resumed: spawned, resumed: deadline, finished
+                latest = latest.max(delay);
+            }
+            1 => {
+                executor.spawn(Yielder(2));
+                expected_lines += 5; // spawned, three resumes, finished
+            }
+            _ => {
+                let fd = 10 + i;
+                executor.spawn(ReadableOrDeadline::new(fd, Some(Duration::from_secs(2))));
+                sim.script(delay, fd, Ready::Readable);
+                expected_lines += 4; // spawned, resumed: spawned, resumed: fd, finished
+                latest = latest.max(delay);
+            }
+        }
+    }
+    executor.run().unwrap();
+    let trace = executor.trace();
+    assert_eq!(trace.len(), expected_lines);
+    let finished = trace
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::Finished { .. }))
+        .count();
+    assert_eq!(finished, 10_000);
+    assert_eq!(executor.stats().finished, 10_000);
+    assert_eq!(sim.elapsed(), latest, "no reader hit its 2 s timeout");
+}
