@@ -472,11 +472,11 @@ impl<P: Poller> Executor<P> {
 
     /// Queues a waiting task; does nothing if it is queued or running already.
     fn make_ready(&mut self, id: TaskId, reason: Reason, event: Option<Event>) {
-        if let Some(entry) = self.entry_mut(id) {
-            if entry.state == State::Waiting {
-                entry.state = State::Queued(reason, event);
-                self.run_queue.push_back(id);
-            }
+        if let Some(entry) = self.entry_mut(id)
+            && entry.state == State::Waiting
+        {
+            entry.state = State::Queued(reason, event);
+            self.run_queue.push_back(id);
         }
     }
 
@@ -503,11 +503,11 @@ impl<P: Poller> Executor<P> {
     fn fire_timers(&mut self) {
         let now = self.poller.now();
         while let Some((timer, id)) = self.timers.pop_due(now) {
-            if let Some(entry) = self.entry_mut(id) {
-                if entry.timer.map(|(_, t)| t) == Some(timer) {
-                    entry.timer = None;
-                    self.make_ready(id, Reason::Deadline, None);
-                }
+            if let Some(entry) = self.entry_mut(id)
+                && entry.timer.map(|(_, t)| t) == Some(timer)
+            {
+                entry.timer = None;
+                self.make_ready(id, Reason::Deadline, None);
             }
         }
     }

@@ -620,11 +620,10 @@ impl Stream for SimStream {
 impl Drop for SimStream {
     fn drop(&mut self) {
         let mut world = self.world.borrow_mut();
-        if let Some(end) = world.endpoints.remove(&self.fd) {
-            if let Some(peer) = end.peer.and_then(|p| world.endpoints.get_mut(&p)) {
-                peer.peer_closed = true;
-                peer.peer = None;
-            }
+        let peer = world.endpoints.remove(&self.fd).and_then(|end| end.peer);
+        if let Some(peer) = peer.and_then(|p| world.endpoints.get_mut(&p)) {
+            peer.peer_closed = true;
+            peer.peer = None;
         }
         world.pending.remove(&self.fd);
     }

@@ -59,10 +59,10 @@ impl WakeQueue {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(task);
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            if let Some(n) = &self.notify {
-                n.notify();
-            }
+        if !self.notified.swap(true, Ordering::AcqRel)
+            && let Some(n) = &self.notify
+        {
+            n.notify();
         }
     }
 
