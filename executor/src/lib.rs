@@ -8,7 +8,7 @@
 //! an fd becoming readable or writable, a deadline, a [`Waker`], or just "after the others".
 //!
 //! The [`Executor`] owns top-level tasks ([`Task`] = boxed coroutine) and runs a loop: resume the
-//! ready tasks (a bounded number per turn), poll the [`Poller`](poller::Poller) until the nearest
+//! ready tasks (a bounded number per turn), poll the [`Poller`] until the nearest
 //! [deadline](timer), mark the tasks whose fds are ready, repeat. It counts what it does
 //! ([`Executor::stats`]) and, when asked, records every scheduling decision in a trace
 //! ([`Executor::enable_trace`]) that tests assert on.
@@ -16,7 +16,7 @@
 //! Around it:
 //! - [`net`]: non-blocking TCP whose operations answer `io::Result<Step<T>>` instead of
 //!   `EAGAIN`;
-//! - [`service`]: the [`Acceptor`](service::Acceptor) task that accepts connections and spawns one
+//! - [`service`]: the [`Acceptor`] task that accepts connections and spawns one
 //!   task per client, backing off on `EMFILE`;
 //! - [`echo`]: the smallest connection coroutine, used by the demo and the tests;
 //! - [`sim`]: a deterministic poller with a virtual clock, scripted readiness and seeded fault
@@ -109,6 +109,8 @@ pub mod timer;
 pub mod wake;
 
 pub use executor::{Executor, Stats, StopHandle, TaskId, TraceEvent};
+pub use net::{TcpListener, TcpStream};
 pub use poller::{Event, PollPoller, Poller};
+pub use service::Acceptor;
 pub use step::{Coroutine, Cx, Interest, Reason, Step, Task, Waits};
 pub use wake::{Notify, WakeQueue, Waker};

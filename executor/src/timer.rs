@@ -113,7 +113,7 @@ impl<T> Timers<T> {
 
     /// Number of live timers.
     pub fn len(&self) -> usize {
-        self.heap.len() - self.cancelled.len()
+        self.heap.len().saturating_sub(self.cancelled.len())
     }
 
     /// True if no live timer is set.
