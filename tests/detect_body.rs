@@ -285,3 +285,28 @@ fn many_small_chunks() {
     assert_eq!(s.chunks.len(), 50);
     assert_eq!(s.trailers, [("Done".to_owned(), b"yes".to_vec())]);
 }
+
+#[test]
+fn trailer_limit_comes_before_a_late_bare_lf() {
+    // Found by the `chunked` fuzz target: a trailer line past the limit ending in a bare LF was a
+    // 431 when read in pieces but a 400 when read at once.
+    let limits = Limits {
+        max_chunk_line: 32,
+        max_trailers: 128,
+        ..Limits::default()
+    };
+    let input =
+        std::fs::read("tests/data/fuzz-regressions/chunked-trailer-limit-before-bare-lf.bin")
+            .unwrap();
+    assert_eq!(
+        decode_shotgun(BodyFraming::Chunked, limits, &input[1..]),
+        Err(BodyError::Chunked(ChunkedError::TrailersTooLarge))
+    );
+    let mut input = b"0\r\nX: ".to_vec();
+    input.resize(200, b'v');
+    input.extend_from_slice(b"\n\r\n");
+    assert_eq!(
+        decode_shotgun(BodyFraming::Chunked, limits, &input),
+        Err(BodyError::Chunked(ChunkedError::TrailersTooLarge))
+    );
+}

@@ -586,3 +586,69 @@ fn split_points_on_a_large_head() {
     assert_eq!(s.headers.len(), 41);
     assert_eq!(accept(&input), s);
 }
+
+/// The fuzz target's limits, small enough to reach.
+fn fuzz_limits() -> Limits {
+    Limits {
+        max_request_line: 64,
+        max_head: 256,
+        max_headers: 8,
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn limit_errors_do_not_depend_on_where_reads_split() {
+    // Found by the `head` fuzz target: a request line over the limit that ends in a bare LF was a
+    // 414 when read in pieces but a 400 when read at once. The limit comes first now.
+    let input = std::fs::read("tests/data/fuzz-regressions/head-limit-before-bare-lf.bin").unwrap();
+    assert_eq!(
+        detect_shotgun(fuzz_limits(), &input[1..]),
+        Err(HeadError::RequestLineTooLong)
+    );
+    let mut line = request_line(70);
+    line.push(b'\n');
+    assert_eq!(
+        detect_shotgun(fuzz_limits(), &line),
+        Err(HeadError::RequestLineTooLong)
+    );
+    // The head limit and the line limit: whichever a byte-by-byte feed hits first.
+    let limits = Limits {
+        max_request_line: 64,
+        max_head: 40,
+        ..Limits::default()
+    };
+    assert_eq!(detect_shotgun(limits, &line), Err(HeadError::HeadTooLarge));
+    let mut crlfs = b"\r\n".repeat(10);
+    crlfs.extend_from_slice(&line);
+    let limits = Limits {
+        max_request_line: 30,
+        max_head: 40,
+        ..Limits::default()
+    };
+    assert_eq!(detect_shotgun(limits, &crlfs), Err(HeadError::HeadTooLarge));
+    let limits = Limits {
+        max_request_line: 10,
+        max_head: 40,
+        ..Limits::default()
+    };
+    assert_eq!(
+        detect_shotgun(limits, &crlfs),
+        Err(HeadError::RequestLineTooLong)
+    );
+    // A field line: the head limit before the bare LF.
+    let mut long_field = b"GET / HTTP/1.1\r\nX: ".to_vec();
+    long_field.resize(300, b'v');
+    long_field.extend_from_slice(b"\n\r\n");
+    assert_eq!(
+        detect_shotgun(fuzz_limits(), &long_field),
+        Err(HeadError::HeadTooLarge)
+    );
+    // A request line of exactly the limit followed by CR then a bare byte: still the line limit.
+    let mut cr = request_line(64);
+    cr.extend_from_slice(b"\rX\r\n\r\n");
+    assert_eq!(
+        detect_shotgun(fuzz_limits(), &cr),
+        Err(HeadError::RequestLineTooLong)
+    );
+}

@@ -283,6 +283,10 @@ impl ChunkedDecoder {
     ) -> Result<Step<usize>, ChunkedError> {
         let mut from = scanned.min(section.len());
         while let Some(lf) = memchr::memchr(b'\n', &section[from..]).map(|i| from + i) {
+            // The bytes before the LF first: without it they would already have been too many.
+            if lf > self.max_trailers {
+                return Err(ChunkedError::TrailersTooLarge);
+            }
             if lf == line || section[lf - 1] != b'\r' {
                 return Err(ChunkedError::InvalidLineEnding);
             }

@@ -450,29 +450,21 @@ impl HeadDetector {
                     let from = self.scanned.max(start);
                     let Some(lf) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
                         self.scanned = buf.len();
-                        // Enforce the limit before the line ends: a trailing CR may be the start of
-                        // the line's CRLF, so it does not count.
-                        let pending = buf.len() - start - usize::from(buf.last() == Some(&b'\r'));
-                        if pending > self.limits.max_request_line {
-                            return Err(HeadError::RequestLineTooLong);
-                        }
-                        if buf.len() > self.limits.max_head {
-                            return Err(HeadError::HeadTooLarge);
-                        }
+                        self.check_partial(buf, Some(start), buf.len())?;
                         return Ok(Step::WouldBlock);
                     };
+                    // The bytes before the LF must pass the checks they would have failed had
+                    // they arrived without it, so the answer does not depend on how reads split.
+                    self.check_partial(buf, Some(start), lf)?;
                     // `lf > start`: the line starts with a byte other than CR or LF.
                     if buf[lf - 1] != b'\r' {
                         return Err(HeadError::BareLf);
                     }
-                    let end = lf - 1;
-                    if end - start > self.limits.max_request_line {
-                        return Err(HeadError::RequestLineTooLong);
-                    }
                     if lf + 1 > self.limits.max_head {
                         return Err(HeadError::HeadTooLarge);
                     }
-                    self.request_line(buf, start, end)?;
+                    // `check_partial` saw at most `max_request_line` bytes before the CR.
+                    self.request_line(buf, start, lf - 1)?;
                     self.scanned = lf + 1;
                     self.state = HeadState::Fields {
                         first: lf + 1,
@@ -488,11 +480,10 @@ impl HeadDetector {
                     let from = self.scanned;
                     let Some(lf) = memchr::memchr(b'\n', &buf[from..]).map(|i| from + i) else {
                         self.scanned = buf.len();
-                        if buf.len() > self.limits.max_head {
-                            return Err(HeadError::HeadTooLarge);
-                        }
+                        self.check_partial(buf, None, buf.len())?;
                         return Ok(Step::WouldBlock);
                     };
+                    self.check_partial(buf, None, lf)?;
                     // `lf >= 1`: the request line ended before it.
                     if buf[lf - 1] != b'\r' || lf == line {
                         return Err(HeadError::BareLf);
@@ -516,6 +507,32 @@ impl HeadDetector {
                     };
                 }
             }
+        }
+    }
+
+    /// The limit a head that so far ends at `end`, with no LF in its current line, has exceeded:
+    /// the request line's (if `request_line` is where an unfinished request line starts) or the
+    /// head's. If both, the one a byte-by-byte feed would have hit first, so every way of
+    /// splitting the input gives the same error.
+    fn check_partial(
+        &self,
+        buf: &[u8],
+        request_line: Option<usize>,
+        end: usize,
+    ) -> Result<(), HeadError> {
+        // Head: exceeded once `max_head + 1` bytes are here.
+        let head_at = self.limits.max_head.saturating_add(1);
+        // Request line: exceeded once more than `max_request_line` bytes are here that are not
+        // the CR of its CRLF, i.e. one byte later if the byte just past the limit is a CR.
+        let line_at = request_line.map(|start| {
+            let past = start.saturating_add(self.limits.max_request_line);
+            past.saturating_add(1)
+                .saturating_add(usize::from(buf.get(past) == Some(&b'\r')))
+        });
+        match line_at {
+            Some(at) if at <= end && at <= head_at => Err(HeadError::RequestLineTooLong),
+            _ if head_at <= end => Err(HeadError::HeadTooLarge),
+            _ => Ok(()),
         }
     }
 
