@@ -1,6 +1,25 @@
 //! asycamore: an HTTP/1.1 server built from hand-written coroutines over `poll(2)`.
+//!
+//! The crate is laid out as the request flows:
+//!
+//! - [`detect`]: where HTTP messages begin and end (head, Content-Length and chunked bodies);
+//! - [`response`]: status lines, headers, `Date`, chunked framing, written into a buffer;
+//! - [`conn`]: the connection coroutine (keep-alive, pipelining, timeouts, errors);
+//! - [`service`]: the service model, our WSGI — [`service::App`], [`service::Handler`],
+//!   [`service::Environ`], [`service::Exchange`];
+//! - [`apps`] and [`middleware`]: demo applications and the router;
+//! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]).
 #![deny(missing_docs)]
 
 pub use asycamore_executor as executor;
 
+pub mod apps;
+pub mod buffer;
+pub mod config;
+pub mod conn;
 pub mod detect;
+pub mod middleware;
+pub mod response;
+pub mod server;
+pub mod service;
+pub mod stats;

@@ -1,0 +1,174 @@
+//! The two per-connection buffers: bytes read and not yet consumed, and bytes to write.
+//!
+//! Both are allocated once per connection and reused for every request on it. Consuming advances an
+//! offset instead of moving bytes; bytes are moved to the front only when room is needed at the end,
+//! so a pipelined batch of requests is parsed in place.
+
+use std::io;
+
+use asycamore_executor::Step;
+use asycamore_executor::net::TcpStream;
+
+/// Initial size of a connection's read buffer. Big enough for a typical browser head and a small
+/// body; it grows (up to the head limit) only for larger heads.
+pub const READ_BUFFER_INITIAL: usize = 4 * 1024;
+
+/// Bytes read from a socket and not yet consumed, kept in `buf[start..end]`.
+#[derive(Debug)]
+pub struct ReadBuffer {
+    /// Always fully initialized, so a read can target `buf[end..]` safely.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuffer {
+    /// An empty buffer of `capacity` bytes.
+    pub fn with_capacity(capacity: usize) -> ReadBuffer {
+        ReadBuffer { buf: vec![0; capacity.max(16)], start: 0, end: 0 }
+    }
+
+    /// The unconsumed bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Number of unconsumed bytes.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// True if no bytes are waiting.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks the first `n` unconsumed bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len());
+        self.start += n.min(self.len());
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// True if no byte can be read without first moving or growing the buffer.
+    pub fn is_full(&self) -> bool {
+        self.end == self.buf.len()
+    }
+
+    /// The bytes `data()[from..]`, with everything before `from` kept in place: the head of the
+    /// request being served stays readable while its body streams through the rest.
+    pub fn data_from(&self, from: usize) -> &[u8] {
+        &self.buf[self.start + from..self.end]
+    }
+
+    /// Drops the `n` bytes at `data()[from..from + n]`, keeping the `from` bytes before them.
+    /// Used for body bytes that were handed to the application: the head before them stays.
+    pub fn consume_at(&mut self, from: usize, n: usize) {
+        let at = self.start + from;
+        debug_assert!(at + n <= self.end);
+        if at + n == self.end {
+            self.end = at;
+        } else if n > 0 {
+            self.buf.copy_within(at + n..self.end, at);
+            self.end -= n;
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads once from `stream` into free space, first moving the unconsumed bytes to the front if
+    /// the end of the buffer is full, and growing the buffer up to `limit` bytes if it is full.
+    ///
+    /// Returns `Ready(0)` at end of stream; `Ready(n)` for `n` new bytes.
+    ///
+    /// # Errors
+    /// Whatever `read(2)` reports; and an error of kind `OutOfMemory` when the unconsumed bytes
+    /// already fill `limit`, so the caller can answer with a limit status rather than read on.
+    pub fn read_from(&mut self, stream: &TcpStream, limit: usize) -> io::Result<Step<usize>> {
+        if self.end == self.buf.len() {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            } else if self.buf.len() < limit {
+                let grown = (self.buf.len() * 2).min(limit);
+                self.buf.resize(grown, 0);
+            } else {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
+            }
+        }
+        let step = stream.read(&mut self.buf[self.end..])?;
+        if let Step::Ready(n) = step {
+            self.end += n;
+        }
+        Ok(step)
+    }
+}
+
+/// Bytes waiting to be written to a socket, kept in `buf[start..]`.
+#[derive(Debug, Default)]
+pub struct WriteBuffer {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl WriteBuffer {
+    /// An empty buffer with room for `capacity` bytes before it grows.
+    pub fn with_capacity(capacity: usize) -> WriteBuffer {
+        WriteBuffer { buf: Vec::with_capacity(capacity), start: 0 }
+    }
+
+    /// Number of bytes waiting.
+    pub fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// True if nothing waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The vector to append to; response encoders write straight into it.
+    pub fn vec(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// The bytes waiting to be written.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Writes as much as the socket takes now, in one `write(2)` per call of the loop, until the
+    /// buffer is empty or the socket would block.
+    ///
+    /// Returns `Ready(())` once everything is written, `WouldBlock` if bytes remain.
+    ///
+    /// # Errors
+    /// Whatever `write(2)` reports (a reset peer, for one).
+    pub fn flush_to(&mut self, stream: &TcpStream) -> io::Result<Step<()>> {
+        while self.start < self.buf.len() {
+            match stream.write(&self.buf[self.start..])? {
+                Step::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Step::Ready(n) => self.start += n,
+                Step::WouldBlock => return Ok(Step::WouldBlock),
+            }
+        }
+        self.buf.clear();
+        self.start = 0;
+        Ok(Step::Ready(()))
+    }
+
+    /// Releases memory held beyond `keep` bytes when the buffer is empty, so a connection that once
+    /// sent a large burst does not hold that much memory while idle.
+    pub fn shrink_when_empty(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.capacity() > keep {
+            self.buf = Vec::with_capacity(keep);
+            self.start = 0;
+        }
+    }
+}

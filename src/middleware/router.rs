@@ -1,0 +1,93 @@
+//! [`Router`]: mounts applications by path prefix, moving the prefix from `PATH_INFO` to
+//! `SCRIPT_NAME` (PEP 3333's rule for a mounted application), and answers 404 where nothing
+//! matches.
+//!
+//! Prefixes match whole path segments: `/echo` matches `/echo` and `/echo/x`, never `/echoes`.
+//! The longest matching prefix wins. Matching uses the percent-decoded path, the same one the
+//! mounted application sees, so `/%65cho` reaches `/echo`.
+
+use asycamore_executor::{Cx, Step};
+
+use crate::service::{App, Environ, Exchange, Handler};
+
+/// How a route matches a path.
+enum Match {
+    /// The path equals the route's path.
+    Exact,
+    /// The path starts with the route's path at a segment boundary.
+    Prefix,
+}
+
+/// One mounted application.
+struct Route {
+    path: String,
+    how: Match,
+    app: Box<dyn App>,
+}
+
+/// An application that dispatches each request to a mounted one by path.
+#[derive(Default)]
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// An empty router (everything is a 404).
+    pub fn new() -> Router {
+        Router::default()
+    }
+
+    /// Mounts `app` under `prefix` (e.g. `/files`): it sees `SCRIPT_NAME` = the prefix and
+    /// `PATH_INFO` = the rest of the path. A trailing `/` on the prefix is ignored.
+    pub fn mount(mut self, prefix: &str, app: impl App + 'static) -> Router {
+        let path = prefix.trim_end_matches('/').to_owned();
+        self.routes.push(Route { path, how: Match::Prefix, app: Box::new(app) });
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        self
+    }
+
+    /// Routes exactly `path` (e.g. `/`) to `app`, which sees the whole path as `PATH_INFO`.
+    pub fn exact(mut self, path: &str, app: impl App + 'static) -> Router {
+        self.routes.push(Route { path: path.to_owned(), how: Match::Exact, app: Box::new(app) });
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+        self
+    }
+}
+
+impl App for Router {
+    fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
+        let path_info = environ.path_info_bytes();
+        for route in &self.routes {
+            let p = route.path.as_bytes();
+            let hit = match route.how {
+                Match::Exact => *path_info == *p,
+                Match::Prefix => {
+                    path_info.starts_with(p)
+                        && (path_info.len() == p.len() || path_info[p.len()] == b'/')
+                }
+            };
+            if hit {
+                if let Match::Prefix = route.how {
+                    environ.mount(p.len());
+                }
+                return route.app.handler(environ);
+            }
+        }
+        Box::new(NotFound)
+    }
+}
+
+/// Answers 404.
+#[derive(Debug)]
+pub struct NotFound;
+
+impl Handler for NotFound {
+    fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+        ex.respond(404, &[("Content-Type", "text/plain; charset=utf-8")], b"not found\n");
+        Step::Ready(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "not-found"
+    }
+}

@@ -1,0 +1,79 @@
+//! The service model, our WSGI: an application is a step-state machine too.
+//!
+//! An [`App`] makes one [`Handler`] per request. The connection resumes the handler exactly as the
+//! executor resumes a task — `Ready(())` when it is done, `WouldBlock` when it waits — and hands it
+//! an [`Exchange`] on every resume: the request's [`Environ`] (PEP 3333's `environ`), its body as
+//! events (`wsgi.input`), and the response (`start_response` and the body writes).
+//!
+//! | WSGI / the seed projects            | asycamore                                              |
+//! |-------------------------------------|--------------------------------------------------------|
+//! | `app(environ, start_response)`      | [`App::handler`] gets the [`Environ`], returns a [`Handler`] |
+//! | iterating the returned body         | resuming the handler until it returns `Ready(())`     |
+//! | `wsgi.input.read()`                 | [`Exchange::read_body`]: chunk start, data, end (with trailers) |
+//! | `wsgi.input_sentinel` ("no bytes yet, come back") | `read_body` returns `WouldBlock`; the handler returns `WouldBlock` and is resumed when bytes arrive |
+//! | `start_response(status, headers)`   | [`Exchange::start_response`]                           |
+//! | yielding body strings               | [`Exchange::write`] (says `WouldBlock` while the peer is slow) |
+//! | the Web-SIG "fdevent" proposal      | `cx.wait_readable(fd)`, `cx.wait_until(deadline)`, `cx.waker()` on the handler's own fds |
+//!
+//! Framing is the server's job: the handler never writes `Transfer-Encoding` or chunk sizes.
+//!
+//! ```
+//! use asycamore::executor::{Cx, Step};
+//! use asycamore::service::{App, Environ, Exchange, Handler};
+//!
+//! /// Answers every request with a fixed greeting.
+//! struct Greeting;
+//!
+//! impl Handler for Greeting {
+//!     fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+//!         ex.respond(200, &[("Content-Type", "text/plain")], b"hi\n");
+//!         Step::Ready(())
+//!     }
+//! }
+//!
+//! struct GreetingApp;
+//!
+//! impl App for GreetingApp {
+//!     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
+//!         Box::new(Greeting) // a unit struct: boxing it does not allocate
+//!     }
+//! }
+//! ```
+
+mod environ;
+mod exchange;
+
+pub use environ::{Environ, Peer, percent_decode};
+pub use exchange::{Exchange, InputError, OutputError};
+pub(crate) use exchange::{Continue, RequestState, ResponseState};
+
+use asycamore_executor::{Cx, Step};
+
+/// An application: makes a handler for each request. One `App` value serves every connection of a
+/// worker thread, so it takes `&self`; state shared between requests lives in `Cell`/`RefCell`.
+pub trait App {
+    /// Makes the handler for one request. The environ may be changed (a router moves a mounted
+    /// prefix from `PATH_INFO` to `SCRIPT_NAME` with [`Environ::mount`]) before it is passed on.
+    fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler>;
+}
+
+/// One request's handler: a coroutine that is also given the request's [`Exchange`] on each resume
+/// (a generator's `send(value)`: the exchange is the value sent in).
+pub trait Handler {
+    /// Advances the handler. Returns `Ready(())` once the response is complete (the server then
+    /// ends the body: last chunk, or checks the declared length), `WouldBlock` after registering in
+    /// `cx` what should resume it — the exchange registers the socket itself when a body read or a
+    /// write would block.
+    fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()>;
+
+    /// A short name for this kind of handler, for logs and profiles.
+    fn kind(&self) -> &'static str {
+        "handler"
+    }
+}
+
+impl<A: App + ?Sized> App for std::rc::Rc<A> {
+    fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
+        (**self).handler(environ)
+    }
+}

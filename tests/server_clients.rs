@@ -1,0 +1,134 @@
+//! The demo server as real clients see it: curl and Python's `http.client`, and the binary's
+//! command line.
+
+mod util;
+
+use std::process::Command;
+
+use util::{serve_demo, spawn_server};
+
+/// Runs a command and returns its stdout; panics with its stderr if it fails.
+#[track_caller]
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out.stdout
+}
+
+#[test]
+fn curl_gets_hello_echoes_and_uploads_chunked() {
+    let addr = serve_demo();
+    let base = format!("http://{addr}");
+    let hello = run(Command::new("curl").args(["-sS", "--fail", &format!("{base}/")]));
+    assert_eq!(hello, b"Hello, World!");
+
+    let echo = run(Command::new("curl").args([
+        "-sS",
+        "--fail",
+        "--data-binary",
+        "ping pong",
+        &format!("{base}/echo"),
+    ]));
+    assert_eq!(echo, b"ping pong");
+
+    let dir = std::env::temp_dir().join(format!("asycamore-curl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("upload.bin");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let upload = run(Command::new("curl").args([
+        "-sS",
+        "--fail",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{base}/upload"),
+    ]));
+    let text = String::from_utf8(upload).unwrap();
+    assert!(text.contains("\"bytes\": 300000"), "{text}");
+    let crc = {
+        let mut c = asycamore::apps::upload::Crc32::default();
+        c.update(&data);
+        c.value()
+    };
+    assert!(text.contains(&format!("\"crc32\": \"{crc:08x}\"")), "{text}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn python_http_client_reuses_one_connection() {
+    let addr = serve_demo();
+    let script = format!(
+        r#"
+import http.client
+c = http.client.HTTPConnection("127.0.0.1", {port}, timeout=10)
+for i in range(20):
+    c.request("GET", "/")
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"Hello, World!", i
+    c.request("POST", "/echo", body=b"x" * (i * 1000))
+    r = c.getresponse()
+    assert r.read() == b"x" * (i * 1000), i
+c.request("POST", "/upload", body=iter([b"abc", b"defg"]), encode_chunked=True,
+          headers={{"Transfer-Encoding": "chunked"}})
+r = c.getresponse()
+body = r.read().decode()
+assert r.status == 200 and '"bytes": 7' in body and '"chunks": 2' in body, body
+c.request("GET", "/nope")
+r = c.getresponse()
+assert r.status == 404, r.status
+r.read()
+print("ok")
+"#,
+        port = addr.port()
+    );
+    let out = run(Command::new("python3").arg("-c").arg(script));
+    assert_eq!(out, b"ok\n");
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_one_clear_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).arg("--no-such-flag").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-flag"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .args(["--head-timeout", "-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).args(["--app", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown app"));
+}
+
+#[test]
+fn an_address_in_use_exits_2_with_one_clear_line() {
+    let server = spawn_server(&[]);
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .args(["--bind", &server.addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot listen"), "{err}");
+}
+
+#[test]
+fn help_lists_the_flags_with_defaults() {
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--bind", "--app", "--head-timeout", "--keepalive-timeout", "--max-head", "default"] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}

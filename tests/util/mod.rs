@@ -1,0 +1,241 @@
+//! Helpers shared by the server's integration tests: start a server, talk raw HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use asycamore::config::Config;
+use asycamore::server::Server;
+use asycamore::service::App;
+
+/// Starts a server for the app `make_app` builds, on 127.0.0.1 and a free port, in a thread of its
+/// own (left running until the test process ends).
+#[track_caller]
+pub fn serve(config: Config, make_app: fn() -> Rc<dyn App>) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config, 1024, false)
+            .expect("bind 127.0.0.1:0");
+        tx.send(server.local_addr()).expect("send address");
+        server.run(make_app()).expect("server runs");
+    });
+    rx.recv_timeout(Duration::from_secs(10)).expect("server started")
+}
+
+/// The demo router (`/`, `/echo`, `/upload`) with default settings.
+pub fn serve_demo() -> SocketAddr {
+    serve(Config::default(), || {
+        Rc::new(
+            asycamore::middleware::Router::new()
+                .exact("/", asycamore::apps::Hello)
+                .mount("/echo", asycamore::apps::Echo)
+                .mount("/upload", asycamore::apps::Upload),
+        )
+    })
+}
+
+/// Connects with a 10-second read timeout, so a hung server fails the test instead of hanging it.
+#[track_caller]
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// One parsed response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header called `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads from a stream, keeping what is left after each response for the next.
+pub struct Reader {
+    /// The stream responses come from.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already taken.
+    pos: usize,
+}
+
+impl Reader {
+    /// A reader over `stream`.
+    pub fn new(stream: TcpStream) -> Reader {
+        Reader { stream, buf: Vec::new(), pos: 0 }
+    }
+
+    fn fill(&mut self) -> usize {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(e) => panic!("read failed: {e} (have {:?})", String::from_utf8_lossy(&self.buf)),
+        }
+    }
+
+    fn take_line(&mut self) -> Option<String> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            if let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&rest[..i]).into_owned();
+                self.pos += i + 2;
+                return Some(line);
+            }
+            if self.fill() == 0 {
+                return None;
+            }
+        }
+    }
+
+    fn take_exact(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() - self.pos < n {
+            assert!(self.fill() > 0, "connection closed inside a body");
+        }
+        self.pos += n;
+        self.buf[self.pos - n..self.pos].to_vec()
+    }
+
+    /// Reads one response to a request with `method`; `None` if the connection closed first.
+    #[track_caller]
+    pub fn response_to(&mut self, method: &str) -> Option<Response> {
+        let status_line = self.take_line()?;
+        let status: u16 = status_line
+            .strip_prefix("HTTP/1.1 ")
+            .and_then(|s| s.get(..3))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let line = self.take_line().expect("head ends");
+            if line.is_empty() {
+                break;
+            }
+            let (n, v) = line.split_once(':').expect("header has a colon");
+            headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
+        }
+        let mut response = Response { status, headers, body: Vec::new() };
+        if status / 100 == 1 {
+            return Some(response);
+        }
+        if method == "HEAD" || status == 204 || status == 304 {
+            return Some(response);
+        }
+        if response.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let size_line = self.take_line().expect("chunk size");
+                let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
+                    .expect("hex size");
+                if size == 0 {
+                    while !self.take_line().expect("trailer").is_empty() {}
+                    break;
+                }
+                let data = self.take_exact(size);
+                response.body.extend_from_slice(&data);
+                assert_eq!(self.take_exact(2), b"\r\n");
+            }
+        } else if let Some(n) = response.header("content-length") {
+            let n: usize = n.parse().expect("length");
+            response.body = self.take_exact(n);
+        } else {
+            while self.fill() > 0 {}
+            response.body = self.buf.split_off(self.pos);
+        }
+        Some(response)
+    }
+
+    /// Reads one response to a GET.
+    #[track_caller]
+    pub fn response(&mut self) -> Response {
+        self.response_to("GET").expect("a response before the close")
+    }
+
+    /// True if the server closes the connection without sending anything more.
+    pub fn closed(&mut self) -> bool {
+        self.buf.len() == self.pos && self.fill() == 0
+    }
+}
+
+/// Sends `request` on a new connection and reads one response.
+#[track_caller]
+pub fn roundtrip(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut stream = connect(addr);
+    stream.write_all(request).expect("write");
+    Reader::new(stream).response()
+}
+
+/// A spawned `asycamore` binary, killed on drop.
+pub struct Spawned {
+    /// The process.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Spawned {
+    /// A field of `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("field present")
+    }
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs the `asycamore` binary with `args` on a free port and waits until it accepts.
+#[track_caller]
+pub fn spawn_server(args: &[&str]) -> Spawned {
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .arg("--bind")
+        .arg(addr.to_string())
+        .arg("--quiet")
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn asycamore");
+    let spawned = Spawned { child, addr };
+    let start = Instant::now();
+    while TcpStream::connect(addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    spawned
+}
