@@ -313,6 +313,8 @@ impl Connection {
         }
         let limit = self.config.limits.max_head.saturating_add(64 * 1024);
         match self.input.read_from(&self.stream, limit) {
+            // Full of bytes the handler has not taken yet: let it take them first.
+            Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => true,
             Ok(Step::Ready(0)) | Err(_) => {
                 req.input_closed = true;
                 true
