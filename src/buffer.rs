@@ -25,7 +25,11 @@ pub struct ReadBuffer {
 impl ReadBuffer {
     /// An empty buffer of `capacity` bytes.
     pub fn with_capacity(capacity: usize) -> ReadBuffer {
-        ReadBuffer { buf: vec![0; capacity.max(16)], start: 0, end: 0 }
+        ReadBuffer {
+            buf: vec![0; capacity.max(16)],
+            start: 0,
+            end: 0,
+        }
     }
 
     /// The unconsumed bytes.
@@ -99,7 +103,10 @@ impl ReadBuffer {
                 let grown = (self.buf.len() * 2).min(limit);
                 self.buf.resize(grown, 0);
             } else {
-                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "read buffer full"));
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "read buffer full",
+                ));
             }
         }
         let step = stream.read(&mut self.buf[self.end..])?;
@@ -120,7 +127,10 @@ pub struct WriteBuffer {
 impl WriteBuffer {
     /// An empty buffer with room for `capacity` bytes before it grows.
     pub fn with_capacity(capacity: usize) -> WriteBuffer {
-        WriteBuffer { buf: Vec::with_capacity(capacity), start: 0 }
+        WriteBuffer {
+            buf: Vec::with_capacity(capacity),
+            start: 0,
+        }
     }
 
     /// Number of bytes waiting.

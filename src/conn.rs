@@ -15,9 +15,9 @@
 //! allows. Parsing stops while the output is above its high-water mark, so a client that pipelines
 //! without reading cannot grow the server's memory.
 
+use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use asycamore_executor::net::TcpStream;
@@ -27,7 +27,9 @@ use crate::buffer::{READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::detect::{BodyEvent, HeadDetector};
 use crate::response;
-use crate::service::{App, Continue, Environ, Exchange, Handler, Peer, RequestState, ResponseState};
+use crate::service::{
+    App, Continue, Environ, Exchange, Handler, Peer, RequestState, ResponseState,
+};
 use crate::stats::ServerStats;
 
 /// Resumes of the handler (or head parses) in one resume of the connection before it yields, so
@@ -171,7 +173,11 @@ impl Connection {
         if self.output.is_empty() {
             self.output.shrink_when_empty(IDLE_OUTPUT_CAPACITY);
         }
-        let limit = self.config.limits.max_head.saturating_add(READ_BUFFER_INITIAL);
+        let limit = self
+            .config
+            .limits
+            .max_head
+            .saturating_add(READ_BUFFER_INITIAL);
         match self.input.read_from(&self.stream, limit) {
             Ok(Step::Ready(0)) => {
                 // The client closed; a partial head is abandoned, not answered.
@@ -221,7 +227,8 @@ impl Connection {
 
     /// A head of `head_len` bytes is at the front of the buffer: make the handler.
     fn begin_request(&mut self, head_len: usize) {
-        self.req.begin(head_len, &self.config, &self.input.data()[..head_len]);
+        self.req
+            .begin(head_len, &self.config, &self.input.data()[..head_len]);
         self.stats.request_started();
         let mut environ = Environ::new(&self.input.data()[..head_len], &self.req.head, &self.peer);
         let app = &self.app;
@@ -308,7 +315,8 @@ impl Connection {
         let req = &mut self.req;
         if self.input.is_full() && req.body_at > req.head_len {
             // Drop the body bytes already handed out, keeping the head in front.
-            self.input.consume_at(req.head_len, req.body_at - req.head_len);
+            self.input
+                .consume_at(req.head_len, req.body_at - req.head_len);
             req.body_at = req.head_len;
         }
         let limit = self.config.limits.max_head.saturating_add(64 * 1024);
@@ -340,7 +348,9 @@ impl Connection {
             }
             ResponseState::Length { remaining } if remaining > 0 && !self.req.is_head => {
                 // Fewer bytes than declared: only a close tells the client the body is cut short.
-                eprintln!("asycamore: handler wrote {remaining} bytes less than its Content-Length");
+                eprintln!(
+                    "asycamore: handler wrote {remaining} bytes less than its Content-Length"
+                );
                 self.req.keep_alive = false;
             }
             ResponseState::CloseDelimited => self.req.keep_alive = false,
@@ -356,7 +366,9 @@ impl Connection {
                 // keeps the next request's framing certain (RFC 9110 §10.1.1).
                 self.state = State::Closing;
             } else {
-                self.state = State::Draining { left: self.config.drain_limit };
+                self.state = State::Draining {
+                    left: self.config.drain_limit,
+                };
             }
         } else {
             self.next_request();
@@ -365,7 +377,8 @@ impl Connection {
 
     /// Drops the finished request from the buffer and waits for the next head.
     fn next_request(&mut self) {
-        self.input.consume(self.req.body_at + self.req.pending_consume);
+        self.input
+            .consume(self.req.body_at + self.req.pending_consume);
         self.req.pending_consume = 0;
         self.state = State::ReadingHead;
     }
@@ -402,7 +415,8 @@ impl Connection {
             }
         }
         // Room for more: everything after the head that was read is discarded.
-        self.input.consume_at(self.req.head_len, self.req.body_at - self.req.head_len);
+        self.input
+            .consume_at(self.req.head_len, self.req.body_at - self.req.head_len);
         self.req.body_at = self.req.head_len;
         if self.flush(cx).is_err() {
             self.state = State::Done;
@@ -417,8 +431,10 @@ impl Connection {
             }
             return Next::Continue;
         }
-        let deadline =
-            *self.req.body_deadline.get_or_insert_with(|| cx.now() + self.config.body_timeout);
+        let deadline = *self
+            .req
+            .body_deadline
+            .get_or_insert_with(|| cx.now() + self.config.body_timeout);
         if cx.now() >= deadline {
             self.state = State::Closing;
             return Next::Continue;
@@ -435,12 +451,16 @@ impl Connection {
         match self.output.flush_to(&self.stream) {
             Ok(Step::Ready(())) => {
                 let _ = self.stream.shutdown_write();
-                self.state = State::Lingering { until: cx.now() + LINGER, discarded: 0 };
+                self.state = State::Lingering {
+                    until: cx.now() + LINGER,
+                    discarded: 0,
+                };
                 Next::Continue
             }
             Ok(Step::WouldBlock) => {
                 self.state = State::Closing;
-                self.write_deadline.get_or_insert(cx.now() + self.config.write_timeout);
+                self.write_deadline
+                    .get_or_insert(cx.now() + self.config.write_timeout);
                 if self.write_timed_out(cx) {
                     self.state = State::Done;
                     return Next::Continue;
@@ -527,7 +547,8 @@ impl Connection {
 
     /// True if pending output has waited past the write timeout.
     fn write_timed_out(&mut self, cx: &mut Cx<'_>) -> bool {
-        let timed_out = !self.output.is_empty() && self.write_deadline.is_some_and(|d| cx.now() >= d);
+        let timed_out =
+            !self.output.is_empty() && self.write_deadline.is_some_and(|d| cx.now() >= d);
         if timed_out {
             self.stats.timeout();
         }

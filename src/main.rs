@@ -13,7 +13,7 @@ use argh::FromArgs;
 use asycamore::apps::{Echo, Hello, Upload};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
-use asycamore::middleware::Router;
+use asycamore::middleware::{AccessLog, Router};
 use asycamore::server::{self, Server};
 use asycamore::service::App;
 
@@ -74,6 +74,10 @@ struct Args {
     #[argh(option, default = "config::MAX_BODY")]
     max_body: usize,
 
+    /// write a Common Log Format line per request to PATH, or to standard output for -
+    #[argh(option)]
+    access_log: Option<String>,
+
     /// print nothing but errors
     #[argh(switch)]
     quiet: bool,
@@ -84,7 +88,9 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
     if value.is_finite() && value > 0.0 && value < 1e9 {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(format!("--{flag} must be a positive number of seconds, not {value}"))
+        Err(format!(
+            "--{flag} must be a positive number of seconds, not {value}"
+        ))
     }
 }
 
@@ -115,11 +121,20 @@ fn config_from(args: &Args) -> Result<Config, String> {
 
 fn app_named(name: Option<&str>) -> Result<Rc<dyn App>, String> {
     Ok(match name {
-        None => Rc::new(Router::new().exact("/", Hello).mount("/echo", Echo).mount("/upload", Upload)),
+        None => Rc::new(
+            Router::new()
+                .exact("/", Hello)
+                .mount("/echo", Echo)
+                .mount("/upload", Upload),
+        ),
         Some("hello") => Rc::new(Hello),
         Some("echo") => Rc::new(Echo),
         Some("upload") => Rc::new(Upload),
-        Some(other) => return Err(format!("unknown app {other:?}; choose hello, echo or upload")),
+        Some(other) => {
+            return Err(format!(
+                "unknown app {other:?}; choose hello, echo or upload"
+            ));
+        }
     })
 }
 
@@ -141,7 +156,21 @@ fn main() -> ExitCode {
         }
     };
     let result = config_from(&args).and_then(|config| {
-        let app = app_named(args.app.as_deref())?;
+        let mut app = app_named(args.app.as_deref())?;
+        if let Some(path) = &args.access_log {
+            let out: Box<dyn std::io::Write + Send> = if path == "-" {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| format!("cannot open the access log {path}: {e}"))?,
+                )
+            };
+            app = Rc::new(AccessLog::new(app, out));
+        }
         let server = Server::bind(args.bind, config, args.backlog, false)
             .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
         if !args.quiet {

@@ -35,9 +35,19 @@ impl Server {
     /// # Errors
     /// If the address cannot be bound (in use, not local, no permission) or the executor cannot be
     /// made.
-    pub fn bind(addr: SocketAddr, config: Config, backlog: i32, reuse_port: bool) -> io::Result<Server> {
-        let listener =
-            TcpListener::bind(addr, Options { backlog, reuse_port })?;
+    pub fn bind(
+        addr: SocketAddr,
+        config: Config,
+        backlog: i32,
+        reuse_port: bool,
+    ) -> io::Result<Server> {
+        let listener = TcpListener::bind(
+            addr,
+            Options {
+                backlog,
+                reuse_port,
+            },
+        )?;
         let local = listener.local_addr()?;
         Ok(Server {
             listener,
@@ -68,7 +78,13 @@ impl Server {
     /// # Errors
     /// If polling fails (which does not happen in normal operation).
     pub fn run(self, app: Rc<dyn App>) -> io::Result<()> {
-        let Server { listener, local, config, stats, mut executor } = self;
+        let Server {
+            listener,
+            local,
+            config,
+            stats,
+            mut executor,
+        } = self;
         let acceptor = Acceptor::new(listener, move |stream, remote| {
             let peer = Peer { remote, local };
             Box::new(Connection::new(

@@ -49,7 +49,8 @@ impl ServerStats {
 
     /// A connection ended.
     pub fn connection_closed(&self) {
-        self.connections_open.set(self.connections_open.get().saturating_sub(1));
+        self.connections_open
+            .set(self.connections_open.get().saturating_sub(1));
     }
 
     /// A request head was parsed.

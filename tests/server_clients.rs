@@ -10,7 +10,9 @@ use util::{serve_demo, spawn_server};
 /// Runs a command and returns its stdout; panics with its stderr if it fails.
 #[track_caller]
 fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}\n{}",
@@ -57,7 +59,10 @@ fn curl_gets_hello_echoes_and_uploads_chunked() {
         c.update(&data);
         c.value()
     };
-    assert!(text.contains(&format!("\"crc32\": \"{crc:08x}\"")), "{text}");
+    assert!(
+        text.contains(&format!("\"crc32\": \"{crc:08x}\"")),
+        "{text}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -94,7 +99,10 @@ print("ok")
 
 #[test]
 fn a_bad_flag_exits_2_with_one_clear_line() {
-    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).arg("--no-such-flag").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no-such-flag"), "{err}");
@@ -105,7 +113,10 @@ fn a_bad_flag_exits_2_with_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).args(["--app", "nope"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .args(["--app", "nope"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown app"));
 }
@@ -125,10 +136,48 @@ fn an_address_in_use_exits_2_with_one_clear_line() {
 
 #[test]
 fn help_lists_the_flags_with_defaults() {
-    let out = Command::new(env!("CARGO_BIN_EXE_asycamore")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--bind", "--app", "--head-timeout", "--keepalive-timeout", "--max-head", "default"] {
+    for flag in [
+        "--bind",
+        "--app",
+        "--head-timeout",
+        "--keepalive-timeout",
+        "--max-head",
+        "default",
+    ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
+}
+
+#[test]
+fn the_access_log_gets_one_common_log_format_line_per_request() {
+    let dir = std::env::temp_dir().join(format!("asycamore-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("access.log");
+    let server = spawn_server(&["--access-log", log.to_str().unwrap()]);
+    let base = format!("http://{}", server.addr);
+    run(Command::new("curl").args(["-sS", &format!("{base}/"), &format!("{base}/missing?q=1")]));
+    // Lines reach the file within the flush interval.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.lines().count() >= 2 || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{text}");
+    assert!(lines[0].ends_with("] \"GET / HTTP/1.1\" 200 13"), "{text}");
+    assert!(
+        lines[1].ends_with("\"GET /missing?q=1 HTTP/1.1\" 404 10"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

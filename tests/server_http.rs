@@ -42,7 +42,9 @@ fn http10_closes_unless_asked_to_keep_alive() {
     assert!(reader.closed());
 
     let mut stream = connect(addr);
-    stream.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let mut reader = Reader::new(stream.try_clone().unwrap());
     assert_eq!(reader.response().header("connection"), Some("keep-alive"));
     stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
@@ -54,7 +56,9 @@ fn http10_closes_unless_asked_to_keep_alive() {
 fn connection_close_is_honoured_as_one_item_of_a_list() {
     let addr = serve_demo();
     let mut stream = connect(addr);
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: foo, close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: foo, close\r\n\r\n")
+        .unwrap();
     let mut reader = Reader::new(stream);
     assert_eq!(reader.response().header("connection"), Some("close"));
     assert!(reader.closed());
@@ -83,7 +87,10 @@ fn pipelined_requests_are_answered_in_order_at_every_split() {
         let echo = reader.response();
         assert_eq!(echo.body, b"hello", "split at {split}");
         let upload = reader.response();
-        assert!(String::from_utf8_lossy(&upload.body).contains("\"bytes\": 3"), "split at {split}");
+        assert!(
+            String::from_utf8_lossy(&upload.body).contains("\"bytes\": 3"),
+            "split at {split}"
+        );
         assert_eq!(reader.response().status, 404, "split at {split}");
     }
 }
@@ -92,7 +99,9 @@ fn pipelined_requests_are_answered_in_order_at_every_split() {
 fn head_gets_headers_only() {
     let addr = serve_demo();
     let mut stream = connect(addr);
-    stream.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    stream
+        .write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     stream.write_all(GET).unwrap();
     let mut reader = Reader::new(stream);
     let head = reader.response_to("HEAD").unwrap();
@@ -115,7 +124,8 @@ impl App for StatusApp {
 
 impl Handler for StatusHandler {
     fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
-        ex.start_response(self.0, &[("Content-Type", "text/plain")]).unwrap();
+        ex.start_response(self.0, &[("Content-Type", "text/plain")])
+            .unwrap();
         let _ = ex.write(b"streamed body");
         Step::Ready(())
     }
@@ -140,7 +150,9 @@ fn no_content_statuses_carry_no_body_and_unsized_bodies_are_chunked_for_11_only(
 
     // HTTP/1.0 never sees chunked: the body runs to the close.
     let mut stream = connect(addr);
-    stream.write_all(b"GET /?200 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /?200 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let mut reader = Reader::new(stream);
     let r = reader.response();
     assert_eq!(r.header("transfer-encoding"), None);
@@ -169,7 +181,9 @@ fn expect_continue_is_not_sent_when_the_app_answers_without_reading() {
     let addr = serve_demo();
     let mut stream = connect(addr);
     stream
-        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
     let mut reader = Reader::new(stream);
     let r = reader.response();
@@ -194,7 +208,9 @@ fn expect_continue_is_never_sent_to_http10() {
 fn an_unread_body_is_drained_and_the_connection_kept() {
     let addr = serve_demo();
     let mut stream = connect(addr);
-    stream.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789").unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789")
+        .unwrap();
     stream.write_all(GET).unwrap();
     let mut reader = Reader::new(stream);
     assert_eq!(reader.response().status, 200);
@@ -213,7 +229,10 @@ fn a_framing_error_answers_400_closes_and_parses_nothing_after() {
     assert_eq!(r.status, 400);
     assert_eq!(r.header("connection"), Some("close"));
     assert!(r.header("date").is_some());
-    assert!(reader.closed(), "the smuggled request must never be answered");
+    assert!(
+        reader.closed(),
+        "the smuggled request must never be answered"
+    );
 }
 
 #[test]
@@ -222,7 +241,10 @@ fn detector_errors_map_to_their_status() {
     let cases: &[(&[u8], u16)] = &[
         (b"GET / HTTP/1.1\r\n\r\n", 400),
         (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505),
-        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
         (b"GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n", 400),
     ];
     for (request, status) in cases {
@@ -260,7 +282,10 @@ fn a_partial_head_times_out_with_408_and_an_idle_connection_closes_silently() {
 
     let idle = connect(addr);
     let mut reader = Reader::new(idle);
-    assert!(reader.closed(), "an idle connection closes without a response");
+    assert!(
+        reader.closed(),
+        "an idle connection closes without a response"
+    );
 }
 
 #[test]
@@ -303,17 +328,23 @@ fn a_panicking_app_gets_500_and_the_server_carries_on() {
     assert_eq!(r.header("connection"), Some("close"));
 
     let mut late = connect(addr);
-    late.write_all(b"GET /late HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    late.write_all(b"GET /late HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     // The head went out; the server can only cut the body short by closing: no last chunk.
     let mut raw = Vec::new();
     std::io::Read::read_to_end(&mut late, &mut raw).unwrap();
     let raw = String::from_utf8_lossy(&raw);
     assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
-    assert!(raw.contains("partial") && !raw.ends_with("0\r\n\r\n"), "{raw}");
+    assert!(
+        raw.contains("partial") && !raw.ends_with("0\r\n\r\n"),
+        "{raw}"
+    );
 
     // A connection opened before the panics is still served.
     let mut other = other;
-    other.write_all(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    other
+        .write_all(b"GET /panic HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(Reader::new(other).response().status, 500);
 }
 
@@ -323,8 +354,14 @@ fn a_client_that_does_not_read_does_not_delay_another() {
     // Ask for a large echo and never read it.
     let mut hog = connect(addr);
     let body = vec![b'x'; 8 * 1024 * 1024];
-    hog.write_all(format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
-        .unwrap();
+    hog.write_all(
+        format!(
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     let writer = std::thread::spawn(move || {
         let _ = hog.write_all(&body);
         hog

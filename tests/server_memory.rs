@@ -16,7 +16,10 @@ use util::{Reader, connect, spawn_server};
 const PEAK_RSS_LIMIT_KIB: u64 = 32 * 1024;
 
 fn big_bytes() -> u64 {
-    std::env::var("ASYCAMORE_BIG_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 30)
+    std::env::var("ASYCAMORE_BIG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30)
 }
 
 /// A piece of deterministic, not-too-regular data.
@@ -38,7 +41,9 @@ fn a_1gib_chunked_upload_streams_in_bounded_memory() {
     let total = big_bytes();
     let piece = pattern(64 * 1024, 7);
     let mut stream = connect(server.addr);
-    stream.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
     stream
         .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         .unwrap();
@@ -59,7 +64,10 @@ fn a_1gib_chunked_upload_streams_in_bounded_memory() {
     let text = String::from_utf8(r.body).unwrap();
     assert!(text.contains(&format!("\"bytes\": {total}")), "{text}");
     assert!(text.contains(&format!("\"chunks\": {chunks}")), "{text}");
-    assert!(text.contains(&format!("\"crc32\": \"{:08x}\"", crc.value())), "{text}");
+    assert!(
+        text.contains(&format!("\"crc32\": \"{:08x}\"", crc.value())),
+        "{text}"
+    );
     assert!(text.contains("\"X-Checksum\""), "{text}");
     let peak = server.status_kib("VmHWM");
     assert!(peak < PEAK_RSS_LIMIT_KIB, "peak RSS {peak} KiB");
@@ -71,9 +79,13 @@ fn a_1gib_echo_streams_in_bounded_memory() {
     let total = big_bytes();
     let piece = pattern(256 * 1024, 11);
     let mut stream = connect(server.addr);
-    stream.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
     stream
-        .write_all(format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n").as_bytes())
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    stream
+        .write_all(
+            format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {total}\r\n\r\n").as_bytes(),
+        )
         .unwrap();
     let mut writer = stream.try_clone().unwrap();
     let to_send = piece.clone();
@@ -103,7 +115,12 @@ fn a_1gib_echo_streams_in_bounded_memory() {
         assert!(n > 0, "closed after {received} bytes");
         let offset = (received % piece.len() as u64) as usize;
         for (i, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, piece[(offset + i) % piece.len()], "byte {}", received + i as u64);
+            assert_eq!(
+                *b,
+                piece[(offset + i) % piece.len()],
+                "byte {}",
+                received + i as u64
+            );
         }
         received += n as u64;
     }
@@ -128,7 +145,10 @@ fn a_client_pipelining_100000_requests_without_reading_cannot_grow_the_server() 
     // Let the server fill its output and the kernel's buffers while nobody reads.
     std::thread::sleep(Duration::from_millis(1500));
     let rss_blocked = server.status_kib("VmRSS");
-    assert!(rss_blocked < PEAK_RSS_LIMIT_KIB, "RSS {rss_blocked} KiB while the client does not read");
+    assert!(
+        rss_blocked < PEAK_RSS_LIMIT_KIB,
+        "RSS {rss_blocked} KiB while the client does not read"
+    );
     // Now read everything: every request is answered, in order.
     let mut reader = Reader::new(stream);
     for i in 0..count {

@@ -55,7 +55,11 @@ impl Handler for EchoHandler {
                         ex.fail(500, &e.to_string());
                         return Step::Ready(());
                     }
-                    *self = EchoHandler::Streaming { held: Vec::new(), sent: 0, ended: false };
+                    *self = EchoHandler::Streaming {
+                        held: Vec::new(),
+                        sent: 0,
+                        ended: false,
+                    };
                 }
                 EchoHandler::Streaming { held, sent, ended } => {
                     // First write back what we hold.
@@ -77,9 +81,9 @@ impl Handler for EchoHandler {
                     // Then take the next piece of the body.
                     match ex.read_body(cx) {
                         Ok(Step::WouldBlock) => return Step::WouldBlock,
-                        Ok(Step::Ready(BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data))) => {
-                            held.extend_from_slice(data)
-                        }
+                        Ok(Step::Ready(
+                            BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data),
+                        )) => held.extend_from_slice(data),
                         Ok(Step::Ready(BodyEvent::End { .. })) => *ended = true,
                         Err(_) => {
                             // The response has started: all we can do is cut it short.

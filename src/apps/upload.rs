@@ -58,7 +58,11 @@ impl Handler for UploadHandler {
                         self.crc.value(),
                         names.join(", ")
                     );
-                    ex.respond(200, &[("Content-Type", "application/json")], body.as_bytes());
+                    ex.respond(
+                        200,
+                        &[("Content-Type", "application/json")],
+                        body.as_bytes(),
+                    );
                     return Step::Ready(());
                 }
             }
@@ -112,7 +116,11 @@ const CRC_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut k = 0;
         while k < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             k += 1;
         }
         table[i] = c;

@@ -41,14 +41,22 @@ impl Router {
     /// `PATH_INFO` = the rest of the path. A trailing `/` on the prefix is ignored.
     pub fn mount(mut self, prefix: &str, app: impl App + 'static) -> Router {
         let path = prefix.trim_end_matches('/').to_owned();
-        self.routes.push(Route { path, how: Match::Prefix, app: Box::new(app) });
+        self.routes.push(Route {
+            path,
+            how: Match::Prefix,
+            app: Box::new(app),
+        });
         self.routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         self
     }
 
     /// Routes exactly `path` (e.g. `/`) to `app`, which sees the whole path as `PATH_INFO`.
     pub fn exact(mut self, path: &str, app: impl App + 'static) -> Router {
-        self.routes.push(Route { path: path.to_owned(), how: Match::Exact, app: Box::new(app) });
+        self.routes.push(Route {
+            path: path.to_owned(),
+            how: Match::Exact,
+            app: Box::new(app),
+        });
         self.routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         self
     }
@@ -83,7 +91,11 @@ pub struct NotFound;
 
 impl Handler for NotFound {
     fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
-        ex.respond(404, &[("Content-Type", "text/plain; charset=utf-8")], b"not found\n");
+        ex.respond(
+            404,
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            b"not found\n",
+        );
         Step::Ready(())
     }
 

@@ -23,7 +23,9 @@ thread_local! {
 
 /// Calls `f` with the current date as an IMF-fixdate.
 pub fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.second != now {
@@ -37,8 +39,10 @@ pub fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
 /// Formats seconds since the Unix epoch as an IMF-fixdate.
 pub fn format_imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] =
-        [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (hour, minute, second) = (rem / 3600, rem / 60 % 60, rem % 60);
@@ -63,7 +67,7 @@ pub fn format_imf_fixdate(secs: u64) -> [u8; DATE_LEN] {
 
 /// Year, month (1–12) and day (1–31) of a day count since 1970-01-01 (Howard Hinnant's
 /// days-to-civil algorithm).
-fn civil_from_days(days: i64) -> (i64, u64, u64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u64, u64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -83,9 +87,18 @@ mod tests {
     #[test]
     fn formats_known_dates() {
         assert_eq!(&format_imf_fixdate(0), b"Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(784_111_777), b"Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(&format_imf_fixdate(951_782_400), b"Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(&format_imf_fixdate(1_795_046_400), b"Thu, 19 Nov 2026 00:00:00 GMT");
+        assert_eq!(
+            &format_imf_fixdate(784_111_777),
+            b"Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(951_782_400),
+            b"Tue, 29 Feb 2000 00:00:00 GMT"
+        );
+        assert_eq!(
+            &format_imf_fixdate(1_795_046_400),
+            b"Thu, 19 Nov 2026 00:00:00 GMT"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Nothing here allocates per response: numbers are formatted on the stack and appended, and the
 //! `Date` value is formatted once a second per thread.
 
-mod date;
+pub(crate) mod date;
 
 pub use date::{DATE_LEN, with_date};
 
@@ -224,7 +224,12 @@ mod tests {
 
     #[test]
     fn numbers_are_formatted_on_the_stack() {
-        for (n, dec, hex) in [(0u64, "0", "0"), (9, "9", "9"), (10, "10", "a"), (255, "255", "ff")] {
+        for (n, dec, hex) in [
+            (0u64, "0", "0"),
+            (9, "9", "9"),
+            (10, "10", "a"),
+            (255, "255", "ff"),
+        ] {
             let mut d = Vec::new();
             write_decimal(&mut d, n);
             assert_eq!(d, dec.as_bytes());
@@ -254,12 +259,30 @@ mod tests {
     fn headers_that_would_split_the_response_are_refused() {
         let mut out = Vec::new();
         assert_eq!(write_header(&mut out, "X-A", b"ok\tvalue"), Ok(()));
-        assert_eq!(write_header(&mut out, "X-A", b"a\r\nSet-Cookie: x"), Err(HeaderError::InvalidValue));
-        assert_eq!(write_header(&mut out, "X-A", b"a\nb"), Err(HeaderError::InvalidValue));
-        assert_eq!(write_header(&mut out, "X-A", b"a\0b"), Err(HeaderError::InvalidValue));
-        assert_eq!(write_header(&mut out, "X A", b"v"), Err(HeaderError::InvalidName));
-        assert_eq!(write_header(&mut out, "X:A", b"v"), Err(HeaderError::InvalidName));
-        assert_eq!(write_header(&mut out, "", b"v"), Err(HeaderError::InvalidName));
+        assert_eq!(
+            write_header(&mut out, "X-A", b"a\r\nSet-Cookie: x"),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            write_header(&mut out, "X-A", b"a\nb"),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            write_header(&mut out, "X-A", b"a\0b"),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            write_header(&mut out, "X A", b"v"),
+            Err(HeaderError::InvalidName)
+        );
+        assert_eq!(
+            write_header(&mut out, "X:A", b"v"),
+            Err(HeaderError::InvalidName)
+        );
+        assert_eq!(
+            write_header(&mut out, "", b"v"),
+            Err(HeaderError::InvalidName)
+        );
         assert_eq!(out, b"X-A: ok\tvalue\r\n");
     }
 

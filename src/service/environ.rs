@@ -32,7 +32,12 @@ pub struct Environ<'a> {
 impl<'a> Environ<'a> {
     /// An environ over a parsed head; `head_bytes` are the bytes `head` was parsed from.
     pub fn new(head_bytes: &'a [u8], head: &'a RequestHead, peer: &'a Peer) -> Environ<'a> {
-        Environ { head_bytes, head, peer, script_len: 0 }
+        Environ {
+            head_bytes,
+            head,
+            peer,
+            script_len: 0,
+        }
     }
 
     /// The same environ with the first `script_len` bytes of the decoded path as `SCRIPT_NAME`.
@@ -257,7 +262,11 @@ impl<'a> Environ<'a> {
 fn cgi_name_matches(name: &str, wanted: &str) -> bool {
     name.len() == wanted.len()
         && name.bytes().zip(wanted.bytes()).all(|(n, w)| {
-            let n = if n == b'-' { b'_' } else { n.to_ascii_uppercase() };
+            let n = if n == b'-' {
+                b'_'
+            } else {
+                n.to_ascii_uppercase()
+            };
             n == w
         })
 }

@@ -237,8 +237,12 @@ pub struct Exchange<'a> {
 impl<'a> Exchange<'a> {
     /// The request's environ (CGI / PEP 3333 keys).
     pub fn environ(&self) -> Environ<'_> {
-        Environ::new(&self.input.data()[..self.req.head_len], &self.req.head, self.peer)
-            .with_script_len(self.req.script_len)
+        Environ::new(
+            &self.input.data()[..self.req.head_len],
+            &self.req.head,
+            self.peer,
+        )
+        .with_script_len(self.req.script_len)
     }
 
     /// The server's settings (limits, timeouts).
@@ -259,11 +263,15 @@ impl<'a> Exchange<'a> {
         self.req.body_at += std::mem::take(&mut self.req.pending_consume);
         self.req.wants_input = false;
         if self.req.body_done {
-            return Ok(Step::Ready(BodyEvent::End { trailers: Trailers::empty() }));
+            return Ok(Step::Ready(BodyEvent::End {
+                trailers: Trailers::empty(),
+            }));
         }
         if self.req.expect == Continue::Expected {
             if !self.req.response_started() {
-                self.output.vec().extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                self.output
+                    .vec()
+                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
             self.req.expect = Continue::Sent;
         }
@@ -288,8 +296,9 @@ impl<'a> Exchange<'a> {
                     req.keep_alive = false;
                     return Err(InputError::Incomplete);
                 }
-                let deadline =
-                    *req.body_deadline.get_or_insert_with(|| cx.now() + self.config.body_timeout);
+                let deadline = *req
+                    .body_deadline
+                    .get_or_insert_with(|| cx.now() + self.config.body_timeout);
                 if cx.now() >= deadline {
                     req.keep_alive = false;
                     return Err(InputError::Timeout);
@@ -344,7 +353,11 @@ impl<'a> Exchange<'a> {
     /// # Errors
     /// [`OutputError::AlreadyStarted`], [`OutputError::InvalidHeader`] (nothing is written then),
     /// [`OutputError::FramingHeader`] for a `Transfer-Encoding` header.
-    pub fn start_response(&mut self, status: u16, headers: &[(&str, &str)]) -> Result<(), OutputError> {
+    pub fn start_response(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> Result<(), OutputError> {
         self.start(status, headers, None)
     }
 
@@ -418,12 +431,23 @@ impl<'a> Exchange<'a> {
     /// A failure (a second response, a bad header) is logged and turns into a 500, or a closed
     /// connection if the response had already started.
     pub fn respond(&mut self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
-        let result =
-            self.start(status, headers, Some(body.len() as u64)).and_then(|()| self.put(body));
+        let result = self
+            .start(status, headers, Some(body.len() as u64))
+            .and_then(|()| self.put(body));
         if let Err(e) = result {
             eprintln!("asycamore: handler response failed: {e}");
             self.req.keep_alive = false;
         }
+    }
+
+    /// The status sent, or 0 before the response starts.
+    pub fn status(&self) -> u16 {
+        self.req.status
+    }
+
+    /// Body bytes written so far (before framing).
+    pub fn body_bytes_sent(&self) -> u64 {
+        self.req.body_bytes_sent
     }
 
     /// True once `start_response` (or `respond`) has written the head.
@@ -442,7 +466,11 @@ impl<'a> Exchange<'a> {
         self.req.keep_alive = false;
         if !self.req.response_started() {
             let body = format!("{reason}\n");
-            self.respond(status, &[("Content-Type", "text/plain; charset=utf-8")], body.as_bytes());
+            self.respond(
+                status,
+                &[("Content-Type", "text/plain; charset=utf-8")],
+                body.as_bytes(),
+            );
         }
     }
 }
@@ -465,7 +493,10 @@ fn write_head(
         }
         if name.eq_ignore_ascii_case("connection") {
             // Hop-by-hop: the server writes its own; the app may only ask to close.
-            if value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")) {
+            if value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("close"))
+            {
                 req.keep_alive = false;
             }
             continue;
@@ -529,5 +560,7 @@ fn parse_decimal(value: &str) -> Option<u64> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    value.bytes().try_fold(0u64, |n, b| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    value.bytes().try_fold(0u64, |n, b| {
+        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
 }

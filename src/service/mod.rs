@@ -44,8 +44,8 @@ mod environ;
 mod exchange;
 
 pub use environ::{Environ, Peer, percent_decode};
-pub use exchange::{Exchange, InputError, OutputError};
 pub(crate) use exchange::{Continue, RequestState, ResponseState};
+pub use exchange::{Exchange, InputError, OutputError};
 
 use asycamore_executor::{Cx, Step};
 

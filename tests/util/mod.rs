@@ -23,7 +23,8 @@ pub fn serve(config: Config, make_app: fn() -> Rc<dyn App>) -> SocketAddr {
         tx.send(server.local_addr()).expect("send address");
         server.run(make_app()).expect("server runs");
     });
-    rx.recv_timeout(Duration::from_secs(10)).expect("server started")
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("server started")
 }
 
 /// The demo router (`/`, `/echo`, `/upload`) with default settings.
@@ -42,7 +43,9 @@ pub fn serve_demo() -> SocketAddr {
 #[track_caller]
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
     stream
 }
@@ -61,7 +64,10 @@ pub struct Response {
 impl Response {
     /// The first header called `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -77,7 +83,11 @@ pub struct Reader {
 impl Reader {
     /// A reader over `stream`.
     pub fn new(stream: TcpStream) -> Reader {
-        Reader { stream, buf: Vec::new(), pos: 0 }
+        Reader {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+        }
     }
 
     fn fill(&mut self) -> usize {
@@ -91,7 +101,10 @@ impl Reader {
                 self.buf.extend_from_slice(&chunk[..n]);
                 n
             }
-            Err(e) => panic!("read failed: {e} (have {:?})", String::from_utf8_lossy(&self.buf)),
+            Err(e) => panic!(
+                "read failed: {e} (have {:?})",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -135,7 +148,11 @@ impl Reader {
             let (n, v) = line.split_once(':').expect("header has a colon");
             headers.push((n.to_ascii_lowercase(), v.trim().to_owned()));
         }
-        let mut response = Response { status, headers, body: Vec::new() };
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if status / 100 == 1 {
             return Some(response);
         }
@@ -168,7 +185,8 @@ impl Reader {
     /// Reads one response to a GET.
     #[track_caller]
     pub fn response(&mut self) -> Response {
-        self.response_to("GET").expect("a response before the close")
+        self.response_to("GET")
+            .expect("a response before the close")
     }
 
     /// True if the server closes the connection without sending anything more.
@@ -215,7 +233,11 @@ impl Spawned {
 
 /// A free port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs the `asycamore` binary with `args` on a free port and waits until it accepts.
@@ -234,7 +256,10 @@ pub fn spawn_server(args: &[&str]) -> Spawned {
     let spawned = Spawned { child, addr };
     let start = Instant::now();
     while TcpStream::connect(addr).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     spawned
