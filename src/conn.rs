@@ -109,7 +109,7 @@ impl Connection {
         stats: Rc<ServerStats>,
     ) -> Connection {
         stats.connection_opened();
-        let detector = HeadDetector::new(config.limits.clone());
+        let detector = HeadDetector::new(config.limits);
         Connection {
             stream,
             peer,
