@@ -27,6 +27,7 @@ use crate::buffer::{READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::detect::{BodyEvent, HeadDetector};
 use crate::response;
+use crate::server::WorkerShutdown;
 use crate::service::{
     App, Continue, Environ, Exchange, Handler, Peer, RequestState, ResponseState,
 };
@@ -97,6 +98,8 @@ pub struct Connection {
     head_started: bool,
     /// While output is pending: when the peer must have taken a byte by.
     write_deadline: Option<Instant>,
+    /// The worker's shutdown state, and this connection's slot in its registry once registered.
+    shutdown: Option<(Rc<WorkerShutdown>, Option<usize>)>,
 }
 
 impl Connection {
@@ -124,7 +127,31 @@ impl Connection {
             head_deadline: None,
             head_started: false,
             write_deadline: None,
+            shutdown: None,
         }
+    }
+
+    /// Makes the connection follow the worker's graceful shutdown: once it begins, an idle
+    /// connection closes and a busy one ends its current response with `Connection: close`.
+    pub fn with_shutdown(mut self, shutdown: Rc<WorkerShutdown>) -> Connection {
+        self.shutdown = Some((shutdown, None));
+        self
+    }
+
+    /// Registers for the shutdown wake on the first resume; afterwards, notices shutdown.
+    /// Returns true if the connection should close now (shutting down and idle).
+    fn check_shutdown(&mut self, cx: &mut Cx<'_>) -> bool {
+        let Some((shutdown, slot)) = &mut self.shutdown else {
+            return false;
+        };
+        if slot.is_none() {
+            *slot = Some(shutdown.registry.insert(cx.waker()));
+        }
+        if !shutdown.flag.get() {
+            return false;
+        }
+        self.req.closing = true;
+        matches!(self.state, State::ReadingHead) && self.input.is_empty() && self.output.is_empty()
     }
 
     /// One step of the current state.
@@ -560,11 +587,18 @@ impl Coroutine for Connection {
     type Output = ();
 
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if self.check_shutdown(cx) {
+            return Step::Ready(());
+        }
         for _ in 0..STEP_BUDGET {
             if matches!(self.state, State::Done) {
                 return Step::Ready(());
             }
             if let Next::Block = self.step(cx) {
+                if self.shutdown.is_some() {
+                    // The shutdown watcher's wake reaches a connection in any state.
+                    cx.wait_wake();
+                }
                 return Step::WouldBlock;
             }
         }
@@ -580,6 +614,9 @@ impl Coroutine for Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        if let Some((shutdown, Some(slot))) = &self.shutdown {
+            shutdown.registry.remove(*slot);
+        }
         self.stats.connection_closed();
     }
 }

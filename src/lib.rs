@@ -22,4 +22,5 @@ pub mod middleware;
 pub mod response;
 pub mod server;
 pub mod service;
+pub mod signal;
 pub mod stats;

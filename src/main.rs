@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use argh::FromArgs;
@@ -13,9 +14,10 @@ use argh::FromArgs;
 use asycamore::apps::{Echo, Hello, Upload};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
-use asycamore::middleware::{AccessLog, Router};
-use asycamore::server::{self, Server};
+use asycamore::middleware::{AccessLog, Router, access_log};
+use asycamore::server::{self, Server, ServerOptions};
 use asycamore::service::App;
+use asycamore::signal;
 
 /// asycamore: an HTTP/1.1 server built from hand-written coroutines over poll(2).
 #[derive(FromArgs)]
@@ -28,6 +30,23 @@ struct Args {
     /// by path: / hello, /echo, /upload)
     #[argh(option)]
     app: Option<String>,
+
+    /// worker threads, each with its own loop and SO_REUSEPORT listener (default: one per core)
+    #[argh(option)]
+    workers: Option<usize>,
+
+    /// most connections open at once; beyond it new clients wait in the kernel's backlog
+    /// (default: no limit)
+    #[argh(option)]
+    max_connections: Option<usize>,
+
+    /// seconds in-flight requests get to finish after SIGTERM or SIGINT (default 30)
+    #[argh(option, default = "server::GRACE.as_secs_f64()")]
+    grace: f64,
+
+    /// print a profile at exit: time in poll vs in steps, events per wake, resumes per kind
+    #[argh(switch)]
+    profile: bool,
 
     /// listen backlog (default 4096)
     #[argh(option, default = "server::BACKLOG")]
@@ -138,6 +157,55 @@ fn app_named(name: Option<&str>) -> Result<Rc<dyn App>, String> {
     })
 }
 
+/// Opens the access log's destination and starts its writer thread.
+fn access_log_writer(path: &str) -> Result<mpsc::Sender<Vec<u8>>, String> {
+    let out: Box<dyn std::io::Write + Send> = if path == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open the access log {path}: {e}"))?,
+        )
+    };
+    Ok(access_log::spawn_writer(out))
+}
+
+/// Prints what `--profile` promises, per worker.
+fn print_profile(reports: &[asycamore::stats::StatsSnapshot]) {
+    for (i, r) in reports.iter().enumerate() {
+        let e = &r.executor;
+        let busy = e.poll_time + e.run_time;
+        let share = |d: Duration| {
+            if busy.is_zero() {
+                0.0
+            } else {
+                100.0 * d.as_secs_f64() / busy.as_secs_f64()
+            }
+        };
+        eprintln!(
+            "worker {i}: {} connections, {} requests, responses 1xx-5xx {:?}, {} timeouts, {} panics",
+            r.connections_total, r.requests, r.responses, r.timeouts, r.panics
+        );
+        eprintln!(
+            "  loop: {} turns, {} polls, {:.2} events per poll, {} resumes; time in poll {:.3}s ({:.1}%), in steps {:.3}s ({:.1}%)",
+            e.turns,
+            e.polls,
+            e.events_per_poll(),
+            e.resumes,
+            e.poll_time.as_secs_f64(),
+            share(e.poll_time),
+            e.run_time.as_secs_f64(),
+            share(e.run_time)
+        );
+        for (kind, n) in &e.resumes_by_kind {
+            eprintln!("  resumes of {kind}: {n}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -156,27 +224,53 @@ fn main() -> ExitCode {
         }
     };
     let result = config_from(&args).and_then(|config| {
-        let mut app = app_named(args.app.as_deref())?;
-        if let Some(path) = &args.access_log {
-            let out: Box<dyn std::io::Write + Send> = if path == "-" {
-                Box::new(std::io::stdout())
-            } else {
-                Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .map_err(|e| format!("cannot open the access log {path}: {e}"))?,
-                )
-            };
-            app = Rc::new(AccessLog::new(app, out));
+        app_named(args.app.as_deref())?; // refuse a bad name before binding
+        let log = args
+            .access_log
+            .as_deref()
+            .map(access_log_writer)
+            .transpose()?;
+        let workers = match args.workers {
+            Some(0) => return Err("--workers must be at least 1".into()),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        if args.max_connections == Some(0) {
+            return Err("--max-connections must be at least 1".into());
         }
-        let server = Server::bind(args.bind, config, args.backlog, false)
-            .map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+        let options = ServerOptions {
+            addr: args.bind,
+            config,
+            backlog: args.backlog,
+            workers,
+            max_connections: args.max_connections,
+            grace: seconds("grace", args.grace)?,
+        };
+        signal::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+        let server =
+            Server::bind(options).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
+        signal::spawn_signal_thread(server.shutdown_handle(), args.quiet)
+            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
         if !args.quiet {
-            eprintln!("asycamore: serving on http://{}", server.local_addr());
+            eprintln!(
+                "asycamore: serving on http://{} with {workers} worker(s)",
+                server.local_addr()
+            );
         }
-        server.run(app).map_err(|e| format!("server failed: {e}"))
+        let name = args.app.clone();
+        let reports = server
+            .run(move |_worker| {
+                let app = app_named(name.as_deref()).unwrap_or_else(|_| Rc::new(Hello));
+                match &log {
+                    Some(tx) => Rc::new(AccessLog::with_writer(app, tx.clone())),
+                    None => app,
+                }
+            })
+            .map_err(|e| format!("server failed: {e}"))?;
+        if args.profile {
+            print_profile(&reports);
+        }
+        Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,16 +1,27 @@
-//! The server: binds, accepts, and runs connections for an [`App`] on an executor.
+//! The server: binds, runs one executor per worker thread, limits connections, shuts down
+//! gracefully.
 //!
-//! [`Server::bind`] opens the listener (so an address in use is reported before anything runs);
-//! [`Server::run`] drives an executor with the acceptor and one [`Connection`] task per client
-//! until the executor is stopped.
+//! Each worker owns an executor, its own `SO_REUSEPORT` listener on the shared address (the kernel
+//! spreads new connections between them), its own [`App`] (made once per worker) and its own
+//! counters: nothing is shared between workers on the hot path.
+//!
+//! Shutdown, in order: [`ShutdownHandle::begin`] (from a signal thread, say) wakes every
+//! worker's [`Shutdown`] task, which stops the acceptor at once, marks the worker as shutting down
+//! (`/healthz` answers 503 from then on), and wakes every connection: an idle one closes, a busy
+//! one finishes its current response with `Connection: close`. The worker returns once its last
+//! connection is gone, or when the grace period ends (what remains is closed then).
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use asycamore_executor::net::{Options, TcpListener};
 use asycamore_executor::service::Acceptor;
-use asycamore_executor::{Executor, StopHandle};
+use asycamore_executor::{Coroutine, Cx, Executor, Step, Waker};
 
 use crate::config::Config;
 use crate::conn::Connection;
@@ -20,41 +31,191 @@ use crate::stats::ServerStats;
 /// Default listen backlog: enough for a burst of thousands of connects while the loop is busy.
 pub const BACKLOG: i32 = 4096;
 
-/// A bound server, ready to run.
+/// Default time in-flight requests get to finish after shutdown begins.
+pub const GRACE: Duration = Duration::from_secs(30);
+
+/// How often a worker copies its executor's counters into its [`ServerStats`].
+const STATS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The address to listen on.
+    pub addr: SocketAddr,
+    /// Limits, timeouts and buffer marks for every connection.
+    pub config: Config,
+    /// The kernel's queue of connections not yet accepted, per listener.
+    pub backlog: i32,
+    /// Worker threads, each with its own executor and listener.
+    pub workers: usize,
+    /// Live connections allowed in the whole server (split evenly between workers); beyond it the
+    /// acceptors stop accepting and new clients wait in the kernel's backlog.
+    pub max_connections: Option<usize>,
+    /// See [`GRACE`].
+    pub grace: Duration,
+}
+
+impl ServerOptions {
+    /// One worker on `addr` with default settings.
+    pub fn new(addr: SocketAddr) -> ServerOptions {
+        ServerOptions {
+            addr,
+            config: Config::default(),
+            backlog: BACKLOG,
+            workers: 1,
+            max_connections: None,
+            grace: GRACE,
+        }
+    }
+}
+
+/// What a worker tells the application it makes: its index, its counters, and whether it is
+/// shutting down.
+#[derive(Clone)]
+pub struct Worker {
+    /// 0 for the first worker.
+    pub index: usize,
+    /// This worker's counters (also the executor's, refreshed a few times a second).
+    pub stats: Rc<ServerStats>,
+    /// True once shutdown has begun.
+    pub shutting_down: Rc<Cell<bool>>,
+}
+
+/// Connections of one worker that want to hear about shutdown: the wakers of their tasks.
+#[derive(Default)]
+pub struct ConnectionRegistry {
+    wakers: RefCell<Vec<Option<Waker>>>,
+    free: RefCell<Vec<usize>>,
+}
+
+impl ConnectionRegistry {
+    /// Records a connection's waker; returns its slot, for [`ConnectionRegistry::remove`].
+    pub fn insert(&self, waker: Waker) -> usize {
+        let mut wakers = self.wakers.borrow_mut();
+        match self.free.borrow_mut().pop() {
+            Some(slot) => {
+                wakers[slot] = Some(waker);
+                slot
+            }
+            None => {
+                wakers.push(Some(waker));
+                wakers.len() - 1
+            }
+        }
+    }
+
+    /// Forgets a connection.
+    pub fn remove(&self, slot: usize) {
+        if let Some(entry) = self.wakers.borrow_mut().get_mut(slot)
+            && entry.take().is_some()
+        {
+            self.free.borrow_mut().push(slot);
+        }
+    }
+
+    /// Wakes every registered connection.
+    pub fn wake_all(&self) {
+        for waker in self.wakers.borrow().iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+/// The shutdown state one worker's connections see.
+pub struct WorkerShutdown {
+    /// True once shutdown has begun.
+    pub flag: Rc<Cell<bool>>,
+    /// Connections to wake when it begins.
+    pub registry: ConnectionRegistry,
+}
+
+/// Begins a graceful shutdown of every worker, from any thread.
+#[derive(Clone, Default)]
+pub struct ShutdownHandle {
+    begun: Arc<AtomicBool>,
+    workers: Arc<Mutex<Vec<Waker>>>,
+}
+
+impl ShutdownHandle {
+    /// Begins shutdown (once; later calls do nothing).
+    pub fn begin(&self) {
+        if self.begun.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Ok(workers) = self.workers.lock() {
+            for waker in workers.iter() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// True once [`ShutdownHandle::begin`] has been called.
+    pub fn has_begun(&self) -> bool {
+        self.begun.load(Ordering::Acquire)
+    }
+
+    fn register(&self, waker: Waker) {
+        if let Ok(mut workers) = self.workers.lock() {
+            workers.push(waker.clone());
+        }
+        // A shutdown that began before this worker registered still reaches it.
+        if self.has_begun() {
+            waker.wake();
+        }
+    }
+}
+
+/// A bound server: its listeners are open (so an address in use is reported before anything
+/// runs); [`Server::run`] starts the workers.
 pub struct Server {
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     local: SocketAddr,
-    config: Rc<Config>,
-    stats: Rc<ServerStats>,
-    executor: Executor,
+    options: ServerOptions,
+    shutdown: ShutdownHandle,
 }
 
 impl Server {
-    /// Binds `addr` (with `SO_REUSEADDR`, and `SO_REUSEPORT` when `reuse_port`).
+    /// Binds `options.workers` listeners on `options.addr`.
     ///
     /// # Errors
-    /// If the address cannot be bound (in use, not local, no permission) or the executor cannot be
-    /// made.
-    pub fn bind(
-        addr: SocketAddr,
-        config: Config,
-        backlog: i32,
-        reuse_port: bool,
-    ) -> io::Result<Server> {
-        let listener = TcpListener::bind(
-            addr,
+    /// If the address cannot be bound (in use, not local, no permission).
+    pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        let workers = options.workers.max(1);
+        let reuse_port = workers > 1;
+        if reuse_port {
+            // SO_REUSEPORT would let us share a port another server holds with the same option;
+            // a plain bind first makes "address in use" mean what it says.
+            drop(TcpListener::bind(
+                options.addr,
+                Options {
+                    backlog: 1,
+                    reuse_port: false,
+                },
+            )?);
+        }
+        let first = TcpListener::bind(
+            options.addr,
             Options {
-                backlog,
+                backlog: options.backlog,
                 reuse_port,
             },
         )?;
-        let local = listener.local_addr()?;
+        let local = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..workers {
+            listeners.push(TcpListener::bind(
+                local,
+                Options {
+                    backlog: options.backlog,
+                    reuse_port,
+                },
+            )?);
+        }
         Ok(Server {
-            listener,
+            listeners,
             local,
-            config: Rc::new(config),
-            stats: Rc::new(ServerStats::default()),
-            executor: Executor::new()?,
+            options,
+            shutdown: ShutdownHandle::default(),
         })
     }
 
@@ -63,39 +224,159 @@ impl Server {
         self.local
     }
 
-    /// The worker's counters.
-    pub fn stats(&self) -> Rc<ServerStats> {
-        Rc::clone(&self.stats)
+    /// A handle that begins a graceful shutdown from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
     }
 
-    /// A handle that stops [`Server::run`] from another thread.
-    pub fn stop_handle(&self) -> StopHandle {
-        self.executor.stop_handle()
-    }
-
-    /// Serves `app` until stopped.
+    /// Runs every worker until shutdown completes; `make_app` is called once in each worker
+    /// thread. Returns each worker's final counters (and executor profile).
     ///
     /// # Errors
-    /// If polling fails (which does not happen in normal operation).
-    pub fn run(self, app: Rc<dyn App>) -> io::Result<()> {
+    /// If a worker cannot start its executor, or polling fails.
+    pub fn run<F>(self, make_app: F) -> io::Result<Vec<crate::stats::StatsSnapshot>>
+    where
+        F: Fn(&Worker) -> Rc<dyn App> + Send + Sync + 'static,
+    {
         let Server {
-            listener,
+            listeners,
             local,
-            config,
-            stats,
-            mut executor,
+            options,
+            shutdown,
         } = self;
-        let acceptor = Acceptor::new(listener, move |stream, remote| {
+        let make_app = Arc::new(make_app);
+        let workers = listeners.len();
+        let per_worker_cap = options.max_connections.map(|n| n.div_ceil(workers).max(1));
+        let mut threads = Vec::new();
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let make_app = Arc::clone(&make_app);
+            let options = options.clone();
+            let shutdown = shutdown.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    run_worker(
+                        index,
+                        listener,
+                        local,
+                        &options,
+                        per_worker_cap,
+                        &shutdown,
+                        &*make_app,
+                    )
+                })?;
+            threads.push(thread);
+        }
+        let mut snapshots = Vec::new();
+        let mut first_error = None;
+        for thread in threads {
+            match thread.join() {
+                Ok(Ok(snapshot)) => snapshots.push(snapshot),
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(_) => first_error = first_error.or(Some(io::Error::other("a worker panicked"))),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(snapshots),
+        }
+    }
+}
+
+/// One worker thread's life: build its executor and app, serve, shut down.
+fn run_worker(
+    index: usize,
+    listener: TcpListener,
+    local: SocketAddr,
+    options: &ServerOptions,
+    max_connections: Option<usize>,
+    shutdown: &ShutdownHandle,
+    make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
+) -> io::Result<crate::stats::StatsSnapshot> {
+    let mut executor = Executor::new()?;
+    let stats = Rc::new(ServerStats::default());
+    let worker_shutdown = Rc::new(WorkerShutdown {
+        flag: Rc::new(Cell::new(false)),
+        registry: ConnectionRegistry::default(),
+    });
+    let worker = Worker {
+        index,
+        stats: Rc::clone(&stats),
+        shutting_down: Rc::clone(&worker_shutdown.flag),
+    };
+    let app = make_app(&worker);
+    let config = Rc::new(options.config.clone());
+
+    let stop_accepting = Arc::new(AtomicBool::new(false));
+    let factory = {
+        let stats = Rc::clone(&stats);
+        let worker_shutdown = Rc::clone(&worker_shutdown);
+        move |stream, remote| -> asycamore_executor::Task {
             let peer = Peer { remote, local };
-            Box::new(Connection::new(
-                stream,
-                peer,
-                Rc::clone(&app),
-                Rc::clone(&config),
-                Rc::clone(&stats),
-            ))
-        });
-        executor.spawn(acceptor);
-        executor.run()
+            Box::new(
+                Connection::new(
+                    stream,
+                    peer,
+                    Rc::clone(&app),
+                    Rc::clone(&config),
+                    Rc::clone(&stats),
+                )
+                .with_shutdown(Rc::clone(&worker_shutdown)),
+            )
+        }
+    };
+    let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
+    if let Some(max) = max_connections {
+        acceptor = acceptor.with_max_connections(max);
+    }
+    let acceptor_id = executor.spawn(acceptor);
+    let acceptor_waker = executor.waker(acceptor_id);
+    let watcher = executor.spawn(ShutdownWatcher {
+        shutdown: Rc::clone(&worker_shutdown),
+        stop_accepting,
+        acceptor: acceptor_waker,
+    });
+    shutdown.register(executor.waker(watcher));
+
+    let mut grace_deadline: Option<Instant> = None;
+    loop {
+        let tick = Instant::now() + STATS_INTERVAL;
+        let tick = grace_deadline.map_or(tick, |g| tick.min(g));
+        executor.run_until(tick)?;
+        stats.set_executor(executor.stats());
+        if worker_shutdown.flag.get() {
+            let deadline = *grace_deadline.get_or_insert_with(|| Instant::now() + options.grace);
+            if stats.snapshot().connections_open == 0 || Instant::now() >= deadline {
+                break;
+            }
+        }
+    }
+    Ok(stats.snapshot())
+}
+
+/// Waits for the shutdown wake, then stops the acceptor and wakes every connection.
+struct ShutdownWatcher {
+    shutdown: Rc<WorkerShutdown>,
+    stop_accepting: Arc<AtomicBool>,
+    acceptor: Waker,
+}
+
+impl Coroutine for ShutdownWatcher {
+    type Output = ();
+
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if cx.reason() != asycamore_executor::Reason::Wake {
+            cx.wait_wake();
+            return Step::WouldBlock;
+        }
+        self.shutdown.flag.set(true);
+        self.stop_accepting.store(true, Ordering::Release);
+        self.acceptor.wake();
+        self.shutdown.registry.wake_all();
+        Step::Ready(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "shutdown"
     }
 }

@@ -3,7 +3,9 @@
 //! A worker thread owns one [`ServerStats`] shared by its connections through an `Rc`; plain
 //! `Cell`s suffice because nothing crosses threads on the hot path.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+
+use asycamore_executor::Stats;
 
 /// Counters of one worker.
 #[derive(Debug, Default)]
@@ -15,10 +17,11 @@ pub struct ServerStats {
     request_errors: Cell<u64>,
     timeouts: Cell<u64>,
     panics: Cell<u64>,
+    executor: RefCell<Stats>,
 }
 
 /// A copy of the counters at one moment.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct StatsSnapshot {
     /// Connections open now.
     pub connections_open: u64,
@@ -34,6 +37,8 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Handler panics caught.
     pub panics: u64,
+    /// The executor's counters, as last recorded by the worker.
+    pub executor: Stats,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -79,6 +84,16 @@ impl ServerStats {
         bump(&self.panics);
     }
 
+    /// Records the executor's counters (the worker does this a few times a second).
+    pub fn set_executor(&self, stats: &Stats) {
+        self.executor.borrow_mut().clone_from(stats);
+    }
+
+    /// The executor's counters as last recorded.
+    pub fn executor(&self) -> Stats {
+        self.executor.borrow().clone()
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -89,6 +104,7 @@ impl ServerStats {
             request_errors: self.request_errors.get(),
             timeouts: self.timeouts.get(),
             panics: self.panics.get(),
+            executor: self.executor(),
         }
     }
 }

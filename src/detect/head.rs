@@ -360,6 +360,8 @@ pub struct HeadDetector {
     state: HeadState,
     /// Everything before this offset has been looked at.
     scanned: usize,
+    /// Finds the `CRLFCRLF` that ends a head, for the whole-head fast path; built once.
+    end_finder: memchr::memmem::Finder<'static>,
     /// The parsed request line, once it is complete.
     method: Span,
     target: Span,
@@ -373,6 +375,7 @@ impl HeadDetector {
             limits,
             state: HeadState::Leading { at: 0 },
             scanned: 0,
+            end_finder: memchr::memmem::Finder::new(b"\r\n\r\n"),
             method: Span::default(),
             target: Span::default(),
             version: Version::Http11,
@@ -409,11 +412,104 @@ impl HeadDetector {
             // bounds.
             self.reset();
         }
-        let result = self.scan(buf, head);
+        let result = match self.scanned {
+            // Nothing looked at yet: most heads arrive whole, so try that first.
+            0 => match self.detect_whole(buf, head) {
+                Some(result) => result,
+                None => self.scan(buf, head),
+            },
+            _ => self.scan(buf, head),
+        };
         if !matches!(result, Ok(Step::WouldBlock)) {
             self.reset();
         }
         result
+    }
+
+    /// The fast path, for a head that is all in `buf` on the first look: one `memmem` search for
+    /// its end and one httparse call for the request line and fields, with no line-by-line scan.
+    ///
+    /// It answers only when the head is well-formed in every way the line scan checks (limits,
+    /// CRLF line ends, the request line httparse accepts being one we accept too); for anything
+    /// else it answers `None` and the line scan decides, so both paths give the same answer for
+    /// every input. The fuzz target `head` checks exactly that, comparing a one-shot detect
+    /// (this path) with a byte-by-byte one (the line scan).
+    fn detect_whole(
+        &self,
+        buf: &[u8],
+        head: &mut RequestHead,
+    ) -> Option<Result<Step<usize>, HeadError>> {
+        let mut start = 0;
+        while buf[start..].starts_with(b"\r\n") {
+            start += 2;
+        }
+        // httparse would also skip a bare LF here; the line scan refuses it.
+        if matches!(buf.get(start), Some(b'\r' | b'\n')) {
+            return None;
+        }
+        let n = start + self.end_finder.find(&buf[start..])? + 4;
+        if n > self.limits.max_head {
+            return None;
+        }
+        let mut headers = [const { std::mem::MaybeUninit::uninit() }; WHOLE_HEAD_FIELDS];
+        let mut request = httparse::Request::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
+            &mut request,
+            &buf[start..n],
+            &mut headers,
+        );
+        // httparse must have used exactly the head the finder found: if it stopped earlier, a
+        // bare LF ended a line or the head. Versions 1.2..1.9 and every error go to the line scan.
+        if parsed != Ok(httparse::Status::Complete(n - start))
+            || request.headers.len() > self.limits.max_headers
+        {
+            return None;
+        }
+        let (Some(method), Some(target), Some(minor)) =
+            (request.method, request.path, request.version)
+        else {
+            return None;
+        };
+        // Every line must end in CRLF, which httparse does not insist on: the request line ends
+        // where the first field begins (or the final empty line), and each field line where the
+        // next begins; the last one ends in the CRLFCRLF the finder matched.
+        let base = buf.as_ptr() as usize;
+        let mut line_ends = request
+            .headers
+            .iter()
+            .map(|h| h.name.as_ptr() as usize - base);
+        let request_line_end = line_ends.next().unwrap_or(n - 2);
+        if !buf[..request_line_end].ends_with(b"\r\n")
+            || line_ends.any(|end| !buf[..end].ends_with(b"\r\n"))
+        {
+            return None;
+        }
+        if request_line_end - 2 - start > self.limits.max_request_line {
+            return None;
+        }
+        head.clear();
+        let method_start = method.as_ptr() as usize - base;
+        let target_start = target.as_ptr() as usize - base;
+        head.method = Span {
+            start: method_start,
+            end: method_start + method.len(),
+        };
+        head.target = Span {
+            start: target_start,
+            end: target_start + target.len(),
+        };
+        head.version = if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        };
+        let facts = record_fields(buf, request.headers, head)
+            .and_then(|()| head.facts.finish(head.version));
+        Some(facts.map(|framing| {
+            head.framing = framing;
+            head.len = n;
+            Step::Ready(n)
+        }))
     }
 
     /// The state loop: one small step per line.
@@ -603,6 +699,9 @@ impl HeadDetector {
     }
 }
 
+/// Fields the whole-head fast path has room for; a head with more goes to the line scan.
+const WHOLE_HEAD_FIELDS: usize = 32;
+
 /// Parses the field block with a stack array of `N` headers, of which `fields` are used.
 #[inline]
 fn parse_fields<const N: usize>(
@@ -633,11 +732,21 @@ fn parse_fields_into<'b>(
         Err(httparse::Error::HeaderValue) => return Err(HeadError::InvalidHeaderValue),
         Err(_) => return Err(HeadError::InvalidHeaderName),
     };
+    record_fields(buf, parsed, head)
+}
+
+/// Records each parsed field's ranges in `buf` and what it means for framing and the connection.
+#[inline]
+fn record_fields(
+    buf: &[u8],
+    parsed: &[httparse::Header<'_>],
+    head: &mut RequestHead,
+) -> Result<(), HeadError> {
     let base = buf.as_ptr() as usize;
     head.fields.reserve(parsed.len());
     for h in parsed {
-        // httparse hands out subslices of `block`, itself a subslice of `buf`: their addresses
-        // minus the buffer's are the offsets we keep.
+        // httparse hands out subslices of `buf`: their addresses minus the buffer's are the
+        // offsets we keep.
         let name_start = h.name.as_ptr() as usize - base;
         let value_start = h.value.as_ptr() as usize - base;
         let name = Span {

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use asycamore::config::Config;
-use asycamore::server::Server;
+use asycamore::server::{Server, ServerOptions};
 use asycamore::service::App;
 
 /// Starts a server for the app `make_app` builds, on 127.0.0.1 and a free port, in a thread of its
@@ -18,10 +18,11 @@ use asycamore::service::App;
 pub fn serve(config: Config, make_app: fn() -> Rc<dyn App>) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let server = Server::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config, 1024, false)
-            .expect("bind 127.0.0.1:0");
+        let mut options = ServerOptions::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        options.config = config;
+        let server = Server::bind(options).expect("bind 127.0.0.1:0");
         tx.send(server.local_addr()).expect("send address");
-        server.run(make_app()).expect("server runs");
+        server.run(move |_| make_app()).expect("server runs");
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("server started")
