@@ -1,0 +1,142 @@
+//! What an operator relies on: graceful shutdown on SIGTERM, a second signal exiting at once,
+//! `--max-connections`, several workers on one port.
+
+mod util;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use util::{Reader, connect, spawn_server};
+
+/// Sends `signal` to the spawned server.
+fn kill(server: &util::Spawned, signal: i32) {
+    let pid = server.child.id() as i32;
+    // SAFETY: plain kill(2) on our own child's pid.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+/// Waits for the spawned server to exit; returns its exit code.
+#[track_caller]
+fn wait_exit(server: &mut util::Spawned, within: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().expect("try_wait") {
+            return status.code();
+        }
+        assert!(
+            start.elapsed() < within,
+            "the server did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    let mut server = spawn_server(&["--workers", "2", "--grace", "10"]);
+    // An idle keep-alive connection, and one whose request is in flight (a slow upload).
+    let idle = connect(server.addr);
+    let mut busy = connect(server.addr);
+    busy.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    kill(&server, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    // The idle connection is closed without a response.
+    assert!(Reader::new(idle).closed());
+    // New connections are refused once the listeners are closed.
+    assert!(
+        std::net::TcpStream::connect(server.addr).is_err(),
+        "still accepting after SIGTERM"
+    );
+    // The in-flight request completes, and says the connection closes.
+    busy.write_all(b"56789").unwrap();
+    let mut reader = Reader::new(busy);
+    let r = reader.response();
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("\"bytes\": 10"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(reader.closed());
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn the_grace_period_bounds_the_wait_and_a_second_signal_exits_at_once() {
+    let mut server = spawn_server(&["--workers", "1", "--grace", "0.5"]);
+    let mut stuck = connect(server.addr);
+    stuck
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    kill(&server, libc::SIGTERM);
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "left before the grace period"
+    );
+
+    let mut server = spawn_server(&["--workers", "1", "--grace", "30"]);
+    let mut stuck = connect(server.addr);
+    stuck
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kill(&server, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(100));
+    kill(&server, libc::SIGINT);
+    let code = wait_exit(&mut server, Duration::from_secs(5));
+    assert_eq!(code, Some(128 + libc::SIGINT));
+}
+
+#[test]
+fn max_connections_holds_new_clients_in_the_backlog_until_one_closes() {
+    let server = spawn_server(&["--workers", "1", "--max-connections", "2"]);
+    let first = connect(server.addr);
+    let second = connect(server.addr);
+    // Both are served.
+    for c in [&first, &second] {
+        let mut c = c.try_clone().unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    }
+    let mut r1 = Reader::new(first);
+    let mut r2 = Reader::new(second);
+    assert_eq!(r1.response().status, 200);
+    assert_eq!(r2.response().status, 200);
+    // A third connects (the kernel's backlog takes it) but is not served yet.
+    let mut third = connect(server.addr);
+    third
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    third
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = std::io::Read::read(&mut third, &mut byte);
+    assert!(early.is_err(), "served beyond --max-connections");
+    // Once one closes, the third is accepted and answered.
+    drop(r1);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(Reader::new(third).response().status, 200);
+}
+
+#[test]
+fn several_workers_share_one_port() {
+    let server = spawn_server(&["--workers", "2"]);
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut c = connect(addr);
+                c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                Reader::new(c).response().status
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+}
