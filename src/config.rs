@@ -42,6 +42,9 @@ pub struct Config {
     pub drain_limit: u64,
     /// See [`MAX_BODY`].
     pub max_body: usize,
+    /// Time every handler step to report the slowest (`--profile`); off by default, as it reads
+    /// the clock twice per step.
+    pub profile: bool,
 }
 
 impl Default for Config {
@@ -55,6 +58,7 @@ impl Default for Config {
             output_high_water: OUTPUT_HIGH_WATER,
             drain_limit: DRAIN_LIMIT,
             max_body: MAX_BODY,
+            profile: false,
         }
     }
 }

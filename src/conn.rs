@@ -286,7 +286,11 @@ impl Connection {
                 peer: &self.peer,
                 config: &self.config,
             };
+            let started = self.config.profile.then(Instant::now);
             let step = catch_unwind(AssertUnwindSafe(|| handler.resume(&mut exchange, cx)));
+            if let Some(started) = started {
+                self.stats.handler_step(handler.kind(), started.elapsed());
+            }
             match step {
                 Ok(Step::Ready(())) => {
                     cx.clear_waits();

@@ -135,6 +135,7 @@ fn config_from(args: &Args) -> Result<Config, String> {
         output_high_water: args.output_high_water,
         drain_limit: args.drain_limit,
         max_body: args.max_body,
+        profile: args.profile,
     })
 }
 
@@ -202,6 +203,12 @@ fn print_profile(reports: &[asycamore::stats::StatsSnapshot]) {
         );
         for (kind, n) in &e.resumes_by_kind {
             eprintln!("  resumes of {kind}: {n}");
+        }
+        for (took, kind) in &r.slowest_steps {
+            eprintln!(
+                "  slow handler step: {kind} {:.3} ms",
+                took.as_secs_f64() * 1e3
+            );
         }
     }
 }

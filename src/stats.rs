@@ -4,6 +4,7 @@
 //! `Cell`s suffice because nothing crosses threads on the hot path.
 
 use std::cell::{Cell, RefCell};
+use std::time::Duration;
 
 use asycamore_executor::Stats;
 
@@ -18,7 +19,11 @@ pub struct ServerStats {
     timeouts: Cell<u64>,
     panics: Cell<u64>,
     executor: RefCell<Stats>,
+    slowest_steps: RefCell<Vec<(Duration, &'static str)>>,
 }
+
+/// How many of the slowest handler steps `--profile` keeps.
+pub const SLOWEST_STEPS: usize = 10;
 
 /// A copy of the counters at one moment.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -39,6 +44,9 @@ pub struct StatsSnapshot {
     pub panics: u64,
     /// The executor's counters, as last recorded by the worker.
     pub executor: Stats,
+    /// The slowest handler steps timed (with `Config::profile`), slowest first, with the
+    /// handler's kind.
+    pub slowest_steps: Vec<(Duration, &'static str)>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -94,6 +102,17 @@ impl ServerStats {
         self.executor.borrow().clone()
     }
 
+    /// Records one timed handler step, keeping the [`SLOWEST_STEPS`] slowest.
+    pub fn handler_step(&self, kind: &'static str, took: Duration) {
+        let mut slowest = self.slowest_steps.borrow_mut();
+        if slowest.len() == SLOWEST_STEPS && slowest.last().is_some_and(|(t, _)| *t >= took) {
+            return;
+        }
+        let at = slowest.partition_point(|(t, _)| *t >= took);
+        slowest.insert(at, (took, kind));
+        slowest.truncate(SLOWEST_STEPS);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
@@ -105,6 +124,36 @@ impl ServerStats {
             timeouts: self.timeouts.get(),
             panics: self.panics.get(),
             executor: self.executor(),
+            slowest_steps: self.slowest_steps.borrow().clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slowest_handler_steps_are_kept_slowest_first() {
+        let stats = ServerStats::default();
+        for ms in [5u64, 1, 9, 3, 7, 2, 8, 4, 6, 10, 11, 0] {
+            stats.handler_step("h", Duration::from_millis(ms));
+        }
+        let kept: Vec<u64> = stats
+            .snapshot()
+            .slowest_steps
+            .iter()
+            .map(|(d, _)| d.as_millis() as u64)
+            .collect();
+        assert_eq!(kept, [11, 10, 9, 8, 7, 6, 5, 4, 3, 2]);
+    }
+
+    #[test]
+    fn responses_are_counted_by_class() {
+        let stats = ServerStats::default();
+        for status in [100, 200, 204, 301, 404, 500, 503] {
+            stats.response(status);
+        }
+        assert_eq!(stats.snapshot().responses, [1, 2, 1, 1, 2]);
     }
 }
