@@ -21,6 +21,7 @@ struct Args {
 enum Tool {
     Echo(echo::EchoArgs),
     Parse(parse::ParseArgs),
+    Load(asycamore_bench::load::LoadArgs),
 }
 
 fn main() {
@@ -28,6 +29,7 @@ fn main() {
     let result = match args.tool {
         Tool::Echo(a) => echo::run(a),
         Tool::Parse(a) => parse::run(a),
+        Tool::Load(a) => asycamore_bench::load::main(a),
     };
     if let Err(e) = result {
         eprintln!("asycamore-bench: {e}");

@@ -1,0 +1,19 @@
+//! asycamore-bench: load and probing tools for asycamore, written as coroutines on its own executor.
+//!
+//! - [`load`]: the load generator (pipelining, GET/POST mixes, open-loop rates, latency
+//!   percentiles from a [`histogram`], every response's framing checked by [`framing`]);
+//! - [`pending`]: holds connection attempts beyond the server's accept rate and watches a normal
+//!   client's latency meanwhile;
+//! - [`oneraw`] and [`bulkfetch`]: one raw request, and many URLs fetched at once;
+//! - [`compare`]: the side-by-side with hyper, may_minihttp and nginx.
+//!
+//! The binary (`asycamore-bench <tool> --help`) is a thin argh front end over these modules.
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+pub mod framing;
+pub mod histogram;
+pub mod load;
+pub mod sys;
+pub mod target;
