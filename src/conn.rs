@@ -211,7 +211,8 @@ impl Connection {
                 self.state = State::Closing;
                 Next::Continue
             }
-            Ok(Step::Ready(_)) => {
+            Ok(Step::Ready(n)) => {
+                self.stats.bytes_read(n);
                 if !self.head_started {
                     self.head_started = true;
                     self.head_deadline = Some(cx.now() + self.config.head_timeout);
@@ -358,7 +359,8 @@ impl Connection {
                 req.input_closed = true;
                 true
             }
-            Ok(Step::Ready(_)) => {
+            Ok(Step::Ready(n)) => {
+                self.stats.bytes_read(n);
                 req.body_deadline = None;
                 true
             }
@@ -479,7 +481,10 @@ impl Connection {
 
     /// `Closing`: send what is left, then shut the write side and linger.
     fn close(&mut self, cx: &mut Cx<'_>) -> Next {
-        match self.output.flush_to(&self.stream) {
+        let before = self.output.len();
+        let flushed = self.output.flush_to(&self.stream);
+        self.stats.bytes_written(before - self.output.len());
+        match flushed {
             Ok(Step::Ready(())) => {
                 let _ = self.stream.shutdown_write();
                 self.state = State::Lingering {
@@ -540,6 +545,7 @@ impl Connection {
         }
         let before = self.output.len();
         let step = self.output.flush_to(&self.stream)?;
+        self.stats.bytes_written(before - self.output.len());
         if step.is_ready() || self.output.len() < before {
             self.write_deadline = None;
         }

@@ -1,6 +1,6 @@
 //! The `asycamore` binary: serves the demo applications over HTTP/1.1.
 //!
-//! `asycamore --bind 127.0.0.1:8080` serves `/` (hello), `/echo` and `/upload`;
+//! `asycamore --bind 127.0.0.1:8080` serves the demo applications (see `asycamore::apps::demo`);
 //! `asycamore --app hello` serves one application at every path (for benchmarks).
 
 use std::net::SocketAddr;
@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use argh::FromArgs;
 
-use asycamore::apps::{Echo, Hello, Upload};
+use asycamore::apps::{self, DemoOptions, Echo, Hello, Upload};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
-use asycamore::middleware::{AccessLog, Router, access_log};
+use asycamore::middleware::{AccessLog, access_log};
 use asycamore::server::{self, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
@@ -139,14 +139,10 @@ fn config_from(args: &Args) -> Result<Config, String> {
     })
 }
 
-fn app_named(name: Option<&str>) -> Result<Rc<dyn App>, String> {
-    Ok(match name {
-        None => Rc::new(
-            Router::new()
-                .exact("/", Hello)
-                .mount("/echo", Echo)
-                .mount("/upload", Upload),
-        ),
+/// The application `--app` names, or `None` for the demo router ([`apps::demo`]).
+fn app_named(name: Option<&str>) -> Result<Option<Rc<dyn App>>, String> {
+    Ok(Some(match name {
+        None => return Ok(None),
         Some("hello") => Rc::new(Hello),
         Some("echo") => Rc::new(Echo),
         Some("upload") => Rc::new(Upload),
@@ -155,7 +151,12 @@ fn app_named(name: Option<&str>) -> Result<Rc<dyn App>, String> {
                 "unknown app {other:?}; choose hello, echo or upload"
             ));
         }
-    })
+    }))
+}
+
+/// The demo applications' settings, from the flags.
+fn demo_options(_args: &Args) -> Result<DemoOptions, String> {
+    Ok(DemoOptions::default())
 }
 
 /// Opens the access log's destination and starts its writer thread.
@@ -265,9 +266,13 @@ fn main() -> ExitCode {
             );
         }
         let name = args.app.clone();
+        let demo = demo_options(&args)?;
         let reports = server
-            .run(move |_worker| {
-                let app = app_named(name.as_deref()).unwrap_or_else(|_| Rc::new(Hello));
+            .run(move |worker| {
+                let app = match app_named(name.as_deref()) {
+                    Ok(Some(app)) => app,
+                    _ => apps::demo(&demo, worker),
+                };
                 match &log {
                     Some(tx) => Rc::new(AccessLog::with_writer(app, tx.clone())),
                     None => app,

@@ -18,6 +18,8 @@ pub struct ServerStats {
     request_errors: Cell<u64>,
     timeouts: Cell<u64>,
     panics: Cell<u64>,
+    bytes_in: Cell<u64>,
+    bytes_out: Cell<u64>,
     executor: RefCell<Stats>,
     slowest_steps: RefCell<Vec<(Duration, &'static str)>>,
 }
@@ -42,6 +44,10 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Handler panics caught.
     pub panics: u64,
+    /// Bytes read from clients' sockets.
+    pub bytes_in: u64,
+    /// Bytes written to clients' sockets.
+    pub bytes_out: u64,
     /// The executor's counters, as last recorded by the worker.
     pub executor: Stats,
     /// The slowest handler steps timed (with `Config::profile`), slowest first, with the
@@ -92,6 +98,16 @@ impl ServerStats {
         bump(&self.panics);
     }
 
+    /// `n` bytes were read from a client.
+    pub fn bytes_read(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+    }
+
+    /// `n` bytes were written to a client.
+    pub fn bytes_written(&self, n: usize) {
+        self.bytes_out.set(self.bytes_out.get() + n as u64);
+    }
+
     /// Records the executor's counters (the worker does this a few times a second).
     pub fn set_executor(&self, stats: &Stats) {
         self.executor.borrow_mut().clone_from(stats);
@@ -123,6 +139,8 @@ impl ServerStats {
             request_errors: self.request_errors.get(),
             timeouts: self.timeouts.get(),
             panics: self.panics.get(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
             executor: self.executor(),
             slowest_steps: self.slowest_steps.borrow().clone(),
         }

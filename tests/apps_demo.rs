@@ -1,0 +1,95 @@
+//! The small demo applications of the default binary: the timer (`/sleep`), the health probe
+//! (`/healthz`) and the status page (`/_status`).
+
+mod util;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use util::{Reader, connect, roundtrip, spawn_server};
+
+#[test]
+fn a_hundred_sleeps_share_one_loop() {
+    let server = spawn_server(&["--workers", "1"]);
+    let start = Instant::now();
+    let mut streams: Vec<_> = (0..100)
+        .map(|_| {
+            let mut s = connect(server.addr);
+            s.write_all(b"GET /sleep?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    for s in streams.drain(..) {
+        let r = Reader::new(s).response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, b"slept 500 ms\n");
+    }
+    let took = start.elapsed();
+    // A loop that blocked in each sleep would need 100 × 0.5 s.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= Duration::from_millis(500), "took {took:?}");
+}
+
+#[test]
+fn sleep_refuses_a_bad_or_too_long_duration() {
+    let server = spawn_server(&[]);
+    for query in ["", "?ms=", "?ms=-1", "?ms=+5", "?ms=abc", "?ms=60001"] {
+        let request = format!("GET /sleep{query} HTTP/1.1\r\nHost: t\r\n\r\n");
+        let r = roundtrip(server.addr, request.as_bytes());
+        assert_eq!(r.status, 400, "{query}");
+    }
+    let r = roundtrip(server.addr, b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn healthz_answers_ok() {
+    let server = spawn_server(&[]);
+    let r = roundtrip(server.addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok\n");
+}
+
+#[test]
+fn status_is_json_with_the_counters() {
+    let server = spawn_server(&["--workers", "1"]);
+    for _ in 0..3 {
+        assert_eq!(
+            roundtrip(server.addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status,
+            200
+        );
+    }
+    let r = roundtrip(server.addr, b"GET /_status HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    // Python checks the JSON and prints the fields we look for.
+    let script = "import json,sys; d=json.load(sys.stdin); e=d['executor']; \
+        print(d['requests'], d['responses']['2xx'], d['connections_open'], d['timeouts'], \
+        d['bytes_in'], d['bytes_out'], e['turns'], e['polls'], e['events_per_poll'], \
+        e['resumes'], e['poll_seconds'], e['run_seconds'], len(e['resumes_by_kind']))";
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    python.stdin.take().unwrap().write_all(&r.body).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not JSON: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let fields: Vec<f64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
+    assert_eq!(fields.len(), 13);
+    assert!(fields[0] >= 4.0, "requests {}", fields[0]); // three hellos and this one
+    assert!(fields[1] >= 3.0, "2xx {}", fields[1]);
+    assert!(fields[2] >= 1.0, "open {}", fields[2]);
+    assert!(fields[4] > 0.0 && fields[5] > 0.0, "bytes {fields:?}");
+}
