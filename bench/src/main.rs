@@ -22,6 +22,7 @@ enum Tool {
     Echo(echo::EchoArgs),
     Parse(parse::ParseArgs),
     Load(asycamore_bench::load::LoadArgs),
+    Compare(asycamore_bench::compare::CompareArgs),
 }
 
 fn main() {
@@ -30,6 +31,7 @@ fn main() {
         Tool::Echo(a) => echo::run(a),
         Tool::Parse(a) => parse::run(a),
         Tool::Load(a) => asycamore_bench::load::main(a),
+        Tool::Compare(a) => asycamore_bench::compare::main(a),
     };
     if let Err(e) = result {
         eprintln!("asycamore-bench: {e}");

@@ -6,19 +6,20 @@ use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
-use asycamore::executor::StopHandle;
+use asycamore::server::{Server, ServerOptions, ShutdownHandle};
+use asycamore::service::App;
 use asycamore_bench::load::{self, Kind, LoadConfig, PostBody, Report};
 
 /// Stops the in-process server when dropped, so a failed assertion does not leave it running.
 struct DemoServer {
     addr: SocketAddr,
-    stop: StopHandle,
+    stop: ShutdownHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for DemoServer {
     fn drop(&mut self) {
-        self.stop.stop();
+        self.stop.begin();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -30,17 +31,14 @@ impl Drop for DemoServer {
 fn demo_server() -> DemoServer {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
-        let server = asycamore::server::Server::bind(
-            "127.0.0.1:0".parse().expect("address"),
-            asycamore::config::Config::default(),
-            1024,
-            false,
-        )
-        .expect("bind the demo server");
-        tx.send((server.local_addr(), server.stop_handle()))
+        let mut options = ServerOptions::new("127.0.0.1:0".parse().expect("address"));
+        // The load runs close their connections; a short grace keeps a failed test quick.
+        options.grace = Duration::from_millis(500);
+        let server = Server::bind(options).expect("bind the demo server");
+        tx.send((server.local_addr(), server.shutdown_handle()))
             .expect("test waits");
         server
-            .run(Rc::new(asycamore::apps::Hello))
+            .run(|_| Rc::new(asycamore::apps::Hello) as Rc<dyn App>)
             .expect("server runs");
     });
     let (addr, stop) = rx.recv().expect("server starts");

@@ -1,0 +1,813 @@
+//! `compare`: the reproducible side-by-side of asycamore with hyper, may_minihttp and nginx.
+//!
+//! A driver, not a coroutine: it builds the servers (asycamore from this workspace; the peers from
+//! `bench/peers/`, a separate cargo project with its own `[workspace]` table), installs nginx from
+//! Debian if missing, starts each server pinned to CPU 0 with `taskset -c 0`, and runs the load tool
+//! pinned to CPU 1 through a matrix of cells. For each cell it records requests/s, the server's CPU
+//! time per request (utime + stime from `/proc/PID/stat`, before and after) and, for the
+//! 1,000-connection cell, the server's `VmRSS` mid-run and `VmHWM` after. It writes a Markdown
+//! table and a hand-written SVG bar chart to the output directory.
+
+use std::fmt::Write as _;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use argh::FromArgs;
+
+use crate::sys;
+
+/// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "compare")]
+pub struct CompareArgs {
+    /// load tool: wrk, load (ours) or both (default wrk)
+    #[argh(option, default = "String::from(\"wrk\")")]
+    pub tool: String,
+    /// comma-separated servers among asycamore, hyper-current, hyper-multi, may-minihttp, nginx
+    /// (default all)
+    #[argh(option)]
+    pub servers: Option<String>,
+    /// comma-separated cells among ka50, ka1000, pipe16, close (default all)
+    #[argh(option)]
+    pub cells: Option<String>,
+    /// seconds per measured run (default 5), after a 1 s warm-up
+    #[argh(option, default = "5")]
+    pub duration: u64,
+    /// output directory for compare.md and compare.svg (default bench/results)
+    #[argh(option, default = "PathBuf::from(\"bench/results\")")]
+    pub out: PathBuf,
+    /// repository root (default: the current directory)
+    #[argh(option, default = "PathBuf::from(\".\")")]
+    pub repo: PathBuf,
+    /// do not build; use binaries already built
+    #[argh(switch)]
+    pub no_build: bool,
+}
+
+/// One cell of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cell {
+    /// Short name used on the command line.
+    pub name: &'static str,
+    /// Column title.
+    pub title: &'static str,
+    /// Connections.
+    pub connections: usize,
+    /// Pipeline depth.
+    pub depth: usize,
+    /// One request per connection (`Connection: close`).
+    pub close: bool,
+}
+
+/// The matrix.
+pub const CELLS: [Cell; 4] = [
+    Cell {
+        name: "ka50",
+        title: "keep-alive, 50 conns",
+        connections: 50,
+        depth: 1,
+        close: false,
+    },
+    Cell {
+        name: "ka1000",
+        title: "keep-alive, 1,000 conns",
+        connections: 1000,
+        depth: 1,
+        close: false,
+    },
+    Cell {
+        name: "pipe16",
+        title: "pipelined 16, 256 conns",
+        connections: 256,
+        depth: 16,
+        close: false,
+    },
+    Cell {
+        name: "close",
+        title: "1 request/conn, 50 conns",
+        connections: 50,
+        depth: 1,
+        close: true,
+    },
+];
+
+/// The servers compare knows.
+pub const SERVERS: [&str; 5] = [
+    "asycamore",
+    "hyper-current",
+    "hyper-multi",
+    "may-minihttp",
+    "nginx",
+];
+
+/// What one measured run gave.
+#[derive(Debug, Clone, Default)]
+pub struct Measure {
+    /// Requests per second the tool reported.
+    pub rps: f64,
+    /// Responses the tool counted in the run.
+    pub responses: u64,
+    /// Errors of any kind (socket errors, non-2xx, malformed).
+    pub errors: u64,
+    /// Server CPU time per response, microseconds.
+    pub cpu_us_per_request: f64,
+    /// Server `VmRSS` mid-run and `VmHWM` after the run, KiB.
+    pub rss_kib: Option<(u64, u64)>,
+}
+
+/// Where to find the binaries.
+struct Binaries {
+    asycamore: PathBuf,
+    peers: PathBuf,
+    may: Option<PathBuf>,
+    nginx: Option<PathBuf>,
+    bench: PathBuf,
+}
+
+fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+fn run_status(command: &mut Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown}: {status}"))
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Builds what the chosen servers need (one release build at a time).
+fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, String> {
+    let target = target_dir(repo);
+    let peers_target = target.join("peers");
+    let may_target = target.join("peers-may");
+    if !no_build {
+        eprintln!("compare: building asycamore (release)");
+        run_status(
+            Command::new(cargo())
+                .current_dir(repo)
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "asycamore",
+                    "--bin",
+                    "asycamore",
+                ])
+                .env("CARGO_TARGET_DIR", &target),
+        )?;
+        if servers.iter().any(|s| s.starts_with("hyper")) {
+            eprintln!("compare: building hyper peers in bench/peers (release)");
+            run_status(
+                Command::new(cargo())
+                    .args(["build", "--release", "--manifest-path"])
+                    .arg(repo.join("bench/peers/Cargo.toml"))
+                    .arg("--target-dir")
+                    .arg(&peers_target),
+            )?;
+        }
+    }
+    let mut may = None;
+    if servers.contains(&"may-minihttp") {
+        let built = no_build
+            || run_status(
+                Command::new(cargo())
+                    .args(["build", "--release", "--manifest-path"])
+                    .arg(repo.join("bench/peers/may-minihttp/Cargo.toml"))
+                    .arg("--target-dir")
+                    .arg(&may_target),
+            )
+            .inspect_err(|e| eprintln!("compare: may_minihttp does not build, skipping it: {e}"))
+            .is_ok();
+        let path = may_target.join("release/asycamore-peer-may");
+        if built && path.is_file() {
+            may = Some(path);
+        }
+    }
+    let mut nginx = None;
+    if servers.contains(&"nginx") {
+        if which("nginx").is_none() {
+            eprintln!("compare: installing nginx from Debian");
+            let _ = run_status(Command::new("apt-get").arg("update").arg("-qq"));
+            let _ = run_status(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "nginx"])
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+            );
+        }
+        nginx = which("nginx");
+        if nginx.is_none() {
+            eprintln!("compare: nginx is not available, skipping it");
+        }
+    }
+    Ok(Binaries {
+        asycamore: target.join("release/asycamore"),
+        peers: peers_target.join("release/hyper-hello"),
+        may,
+        nginx,
+        bench: std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?,
+    })
+}
+
+/// A free port on 127.0.0.1 (bound and released; good enough for a benchmark).
+fn free_port() -> Result<u16, String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("local_addr: {e}"))
+}
+
+/// A running server process; killed when dropped.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    _temp: Option<TempDir>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn nginx_config(dir: &Path, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
+error_log {d}/error.log error;\nworker_rlimit_nofile 20000;\n\
+events {{ worker_connections 20000; multi_accept on; }}\n\
+http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 120s;\n\
+  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
+  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+  server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    default_type text/plain;\n\
+    location / {{ return 200 \"Hello, World!\"; }}\n  }}\n}}\n"
+    )
+}
+
+/// Starts `server` pinned to CPU 0 and waits until it accepts connections.
+fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
+    let port = free_port()?;
+    let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut command = Command::new("taskset");
+    command.args(["-c", "0"]);
+    let mut temp = None;
+    match server {
+        "asycamore" => {
+            command
+                .arg(&bins.asycamore)
+                .args(["--app", "hello", "--quiet", "--bind"])
+                .arg(addr.to_string());
+        }
+        "hyper-current" | "hyper-multi" => {
+            let flavor = if server == "hyper-multi" {
+                "multi"
+            } else {
+                "current"
+            };
+            command.arg(&bins.peers).arg(addr.to_string()).arg(flavor);
+        }
+        "may-minihttp" => {
+            let path = bins.may.as_ref().ok_or("may_minihttp was not built")?;
+            command.arg(path).arg(addr.to_string());
+        }
+        "nginx" => {
+            let nginx = bins.nginx.as_ref().ok_or("nginx is not installed")?;
+            let dir = std::env::temp_dir().join(format!("asycamore-nginx-{port}"));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let conf = dir.join("nginx.conf");
+            std::fs::write(&conf, nginx_config(&dir, port))
+                .map_err(|e| format!("{}: {e}", conf.display()))?;
+            command
+                .arg(nginx)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-e")
+                .arg(dir.join("error.log"))
+                .arg("-c")
+                .arg(&conf);
+            temp = Some(TempDir(dir));
+        }
+        other => return Err(format!("unknown server {other}")),
+    }
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {server}: {e}"))?;
+    let running = Running {
+        child,
+        addr,
+        _temp: temp,
+    };
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > give_up {
+            return Err(format!("{server} does not accept on {addr}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(running)
+}
+
+/// utime + stime of a process (all its threads), in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name, field 14 (utime) is at index 11 and field 15 (stime) at 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / sys::clock_ticks_per_second() as f64)
+}
+
+/// A `Vm*` line of `/proc/PID/status`, in KiB.
+fn vm_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..]
+        .trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The wrk script for pipelining: `depth` requests written as one batch.
+const WRK_PIPELINE_LUA: &str = "-- pipelining for wrk: the request repeated `depth` times\n\
+init = function(args)\n  local depth = tonumber(args[1]) or 1\n  local r = {}\n\
+  for i = 1, depth do r[i] = wrk.format() end\n  req = table.concat(r)\nend\n\
+request = function() return req end\n";
+
+/// The command for one run of `tool` on `cell`.
+fn tool_command(
+    tool: &str,
+    cell: &Cell,
+    addr: SocketAddr,
+    seconds: u64,
+    bins: &Binaries,
+    lua: &Path,
+) -> Command {
+    let url = format!("http://{addr}/");
+    let mut command = Command::new("taskset");
+    command.args(["-c", "1"]);
+    if tool == "wrk" {
+        command
+            .arg("wrk")
+            .args(["-t1", "--timeout", "5s"])
+            .arg(format!("-c{}", cell.connections))
+            .arg(format!("-d{seconds}s"));
+        if cell.close {
+            command.args(["-H", "Connection: close"]);
+        }
+        if cell.depth > 1 {
+            command.arg("-s").arg(lua);
+        }
+        command.arg(&url);
+        if cell.depth > 1 {
+            command.arg("--").arg(cell.depth.to_string());
+        }
+    } else {
+        command
+            .arg(&bins.bench)
+            .arg("load")
+            .arg(&url)
+            .arg("-c")
+            .arg(cell.connections.to_string())
+            .arg("-p")
+            .arg(cell.depth.to_string())
+            .arg("-d")
+            .arg(seconds.to_string())
+            .arg("--json");
+        if cell.close {
+            command.arg("--close");
+        }
+    }
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+}
+
+/// The number after `key` in `text` (e.g. `"Requests/sec:"` in wrk's output).
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(key)? + key.len();
+    let rest = text[at..].trim_start_matches([' ', ':', '"']);
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Reads requests/s, responses and errors from the tool's output.
+fn parse_tool_output(tool: &str, out: &str) -> Option<(f64, u64, u64)> {
+    if tool == "wrk" {
+        let rps = number_after(out, "Requests/sec:")?;
+        let responses = out
+            .lines()
+            .find(|l| l.contains("requests in"))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())?;
+        let mut errors = 0;
+        if let Some(line) = out.lines().find(|l| l.contains("Socket errors:")) {
+            errors += line
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        errors += number_after(out, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64;
+        Some((rps, responses, errors))
+    } else {
+        let rps = number_after(out, "\"requests_per_sec\"")?;
+        let responses = number_after(out, "\"responses_total\"")? as u64;
+        let errors = ["\"connect\"", "\"read\"", "\"malformed\"", "\"timeout\""]
+            .iter()
+            .filter_map(|k| number_after(out, k))
+            .sum::<f64>() as u64;
+        Some((rps, responses, errors))
+    }
+}
+
+/// Runs one measured cell (after a warm-up) against a running server.
+fn measure(
+    tool: &str,
+    cell: &Cell,
+    server: &Running,
+    seconds: u64,
+    bins: &Binaries,
+    lua: &Path,
+) -> Result<Measure, String> {
+    let pid = server.child.id();
+    // Warm-up: fills caches, grows buffers, settles connection setup.
+    let _ = tool_command(tool, cell, server.addr, 1, bins, lua).output();
+    let before = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+    let child = tool_command(tool, cell, server.addr, seconds, bins, lua)
+        .spawn()
+        .map_err(|e| format!("starting {tool}: {e}"))?;
+    let mut rss = None;
+    if cell.connections >= 1000 {
+        std::thread::sleep(Duration::from_millis(seconds * 500));
+        rss = vm_kib(pid, "VmRSS");
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for {tool}: {e}"))?;
+    let after = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (rps, responses, errors) = parse_tool_output(tool, &text).ok_or_else(|| {
+        format!(
+            "cannot read {tool}'s output: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    let hwm = vm_kib(pid, "VmHWM");
+    Ok(Measure {
+        rps,
+        responses,
+        errors,
+        cpu_us_per_request: (after - before) * 1e6 / responses.max(1) as f64,
+        rss_kib: rss.zip(hwm),
+    })
+}
+
+/// All results: `(server, cell name, tool) → measure`.
+type Results = Vec<(String, &'static str, String, Measure)>;
+
+fn find<'a>(results: &'a Results, server: &str, cell: &str, tool: &str) -> Option<&'a Measure> {
+    results
+        .iter()
+        .find(|(s, c, t, _)| s == server && *c == cell && t == tool)
+        .map(|(_, _, _, m)| m)
+}
+
+/// The Markdown report.
+fn markdown(
+    results: &Results,
+    servers: &[&str],
+    cells: &[Cell],
+    tools: &[&str],
+    seconds: u64,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Server pinned to CPU 0 (`taskset -c 0`), load tool to CPU 1; {seconds} s per cell after a \
+1 s warm-up; `--app hello`-equivalent servers answering `Hello, World!`. Ratios are to asycamore \
+in the same cell (above 1 = faster than asycamore). CPU is the server's utime+stime per response."
+    );
+    for tool in tools {
+        let _ = writeln!(s, "\n### Requests/s (load tool: {tool})\n");
+        let _ = write!(s, "| server |");
+        for cell in cells {
+            let _ = write!(s, " {} |", cell.title);
+        }
+        let _ = write!(s, "\n|---|");
+        for _ in cells {
+            let _ = write!(s, "---:|");
+        }
+        s.push('\n');
+        for server in servers {
+            let _ = write!(s, "| {server} |");
+            for cell in cells {
+                let base = find(results, "asycamore", cell.name, tool).map(|m| m.rps);
+                match find(results, server, cell.name, tool) {
+                    Some(m) => {
+                        let ratio = base
+                            .filter(|b| *b > 0.0)
+                            .map(|b| format!(" ({:.2}×)", m.rps / b))
+                            .unwrap_or_default();
+                        let errors = if m.errors > 0 {
+                            format!(", {} errors", m.errors)
+                        } else {
+                            String::new()
+                        };
+                        let _ = write!(s, " {:.0}{ratio}{errors} |", m.rps);
+                    }
+                    None => s.push_str(" — |"),
+                }
+            }
+            s.push('\n');
+        }
+        let _ = writeln!(s, "\n### Server CPU µs per request (load tool: {tool})\n");
+        let _ = write!(s, "| server |");
+        for cell in cells {
+            let _ = write!(s, " {} |", cell.title);
+        }
+        let _ = write!(s, " RSS at 1,000 conns (VmRSS / VmHWM) |\n|---|");
+        for _ in cells {
+            let _ = write!(s, "---:|");
+        }
+        s.push_str("---:|\n");
+        for server in servers {
+            let _ = write!(s, "| {server} |");
+            for cell in cells {
+                match find(results, server, cell.name, tool) {
+                    Some(m) => {
+                        let _ = write!(s, " {:.2} |", m.cpu_us_per_request);
+                    }
+                    None => s.push_str(" — |"),
+                }
+            }
+            match find(results, server, "ka1000", tool).and_then(|m| m.rss_kib) {
+                Some((rss, hwm)) => {
+                    let _ = writeln!(
+                        s,
+                        " {:.1} MiB / {:.1} MiB |",
+                        rss as f64 / 1024.0,
+                        hwm as f64 / 1024.0
+                    );
+                }
+                None => s.push_str(" — |\n"),
+            }
+        }
+    }
+    s
+}
+
+/// A grouped bar chart of requests/s (one group per cell, one bar per server), as SVG text.
+fn svg(results: &Results, servers: &[&str], cells: &[Cell], tool: &str) -> String {
+    const COLORS: [&str; 5] = ["#2b6cb0", "#dd6b20", "#d69e2e", "#38a169", "#805ad5"];
+    let bar = 26.0;
+    let gap = 30.0;
+    let group = servers.len() as f64 * bar + gap;
+    let left = 70.0;
+    let top = 40.0;
+    let height = 260.0;
+    let width = left + cells.len() as f64 * group + 170.0;
+    let max = results
+        .iter()
+        .filter(|(_, _, t, _)| t == tool)
+        .map(|(_, _, _, m)| m.rps)
+        .fold(1.0, f64::max);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{:.0}\" \
+font-family=\"sans-serif\" font-size=\"11\">",
+        top + height + 60.0
+    );
+    let _ = writeln!(
+        s,
+        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" \
+font-size=\"14\">Requests/s, server on 1 core (load tool: {tool}); ratio to asycamore above \
+each bar</text>"
+    );
+    for i in 0..=4 {
+        let v = max * i as f64 / 4.0;
+        let y = top + height - height * i as f64 / 4.0;
+        let _ = writeln!(
+            s,
+            "<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}k</text>",
+            width - 170.0,
+            left - 6.0,
+            y + 4.0,
+            v / 1000.0
+        );
+    }
+    for (ci, cell) in cells.iter().enumerate() {
+        let x0 = left + gap / 2.0 + ci as f64 * group;
+        let base = find(results, "asycamore", cell.name, tool).map(|m| m.rps);
+        for (si, server) in servers.iter().enumerate() {
+            let Some(m) = find(results, server, cell.name, tool) else {
+                continue;
+            };
+            let h = height * m.rps / max;
+            let x = x0 + si as f64 * bar;
+            let y = top + height - h;
+            let _ = writeln!(
+                s,
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\">\
+<title>{server}: {:.0} req/s</title></rect>",
+                bar - 3.0,
+                COLORS[si % COLORS.len()],
+                m.rps
+            );
+            if let Some(b) = base.filter(|b| *b > 0.0) {
+                let _ = writeln!(
+                    s,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{:.2}</text>",
+                    x + (bar - 3.0) / 2.0,
+                    y - 3.0,
+                    m.rps / b
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            x0 + servers.len() as f64 * bar / 2.0,
+            top + height + 18.0,
+            cell.title
+        );
+    }
+    for (si, server) in servers.iter().enumerate() {
+        let y = top + 10.0 + si as f64 * 18.0;
+        let x = width - 155.0;
+        let _ = writeln!(
+            s,
+            "<rect x=\"{x:.0}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
+<text x=\"{:.0}\" y=\"{:.0}\">{server}</text>",
+            y - 10.0,
+            COLORS[si % COLORS.len()],
+            x + 18.0,
+            y
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// The `compare` subcommand.
+///
+/// # Errors
+/// A message if a build fails, a server does not start or a tool's output cannot be read.
+pub fn main(args: CompareArgs) -> Result<(), String> {
+    let servers: Vec<&str> = match &args.servers {
+        Some(list) => list.split(',').map(str::trim).collect(),
+        None => SERVERS.to_vec(),
+    };
+    if let Some(bad) = servers.iter().find(|s| !SERVERS.contains(s)) {
+        return Err(format!("unknown server {bad}; choose from {SERVERS:?}"));
+    }
+    let cells: Vec<Cell> = match &args.cells {
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                CELLS
+                    .iter()
+                    .find(|c| c.name == name.trim())
+                    .copied()
+                    .ok_or_else(|| {
+                        format!("unknown cell {name}; choose ka50, ka1000, pipe16, close")
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        None => CELLS.to_vec(),
+    };
+    let tools: Vec<&str> = match args.tool.as_str() {
+        "wrk" => vec!["wrk"],
+        "load" => vec!["load"],
+        "both" => vec!["wrk", "load"],
+        other => return Err(format!("--tool {other}: choose wrk, load or both")),
+    };
+    if tools.contains(&"wrk") && which("wrk").is_none() {
+        eprintln!("compare: installing wrk from Debian");
+        let _ = run_status(Command::new("apt-get").arg("update").arg("-qq"));
+        run_status(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "wrk"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    let _ = sys::raise_fd_limit();
+    let bins = build(&args.repo, &servers, args.no_build)?;
+    let servers: Vec<&str> = servers
+        .into_iter()
+        .filter(|s| match *s {
+            "may-minihttp" => bins.may.is_some(),
+            "nginx" => bins.nginx.is_some(),
+            _ => true,
+        })
+        .collect();
+    let lua_dir =
+        TempDir(std::env::temp_dir().join(format!("asycamore-wrk-{}", std::process::id())));
+    std::fs::create_dir_all(&lua_dir.0).map_err(|e| format!("temp dir: {e}"))?;
+    let lua = lua_dir.0.join("pipeline.lua");
+    std::fs::write(&lua, WRK_PIPELINE_LUA).map_err(|e| format!("{}: {e}", lua.display()))?;
+    println!(
+        "compare: load tool {}; servers {}; {} s per cell",
+        tools.join(" and "),
+        servers.join(", "),
+        args.duration
+    );
+    let mut results: Results = Vec::new();
+    for server in &servers {
+        let running = start(server, &bins)?;
+        for cell in &cells {
+            for tool in &tools {
+                let m = measure(tool, cell, &running, args.duration, &bins, &lua)?;
+                println!(
+                    "{server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  {} errors{}",
+                    cell.title,
+                    m.rps,
+                    m.cpu_us_per_request,
+                    m.errors,
+                    m.rss_kib
+                        .map(|(r, h)| format!("  RSS {r} KiB, HWM {h} KiB"))
+                        .unwrap_or_default()
+                );
+                results.push((server.to_string(), cell.name, tool.to_string(), m));
+            }
+        }
+        drop(running);
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let md = markdown(&results, &servers, &cells, &tools, args.duration);
+    let md_path = args.out.join("compare.md");
+    std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
+    let svg_path = args.out.join("compare.svg");
+    std::fs::write(&svg_path, svg(&results, &servers, &cells, tools[0]))
+        .map_err(|e| format!("{}: {e}", svg_path.display()))?;
+    println!("\n{md}");
+    println!(
+        "compare: wrote {} and {}",
+        md_path.display(),
+        svg_path.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_and_load_output() {
+        let wrk = "Running 5s test @ http://127.0.0.1:1/\n  134777 requests in 3.04s, 17.22MB read\n\
+  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\n\
+Requests/sec:  44261.91\n";
+        assert_eq!(parse_tool_output("wrk", wrk), Some((44261.91, 134777, 7)));
+        let load = "{\"requests_per_sec\":541866.7,\"responses_total\":1629696,\
+\"errors\":{\"connect\":1,\"read\":2,\"malformed\":0,\"timeout\":0}}";
+        assert_eq!(
+            parse_tool_output("load", load),
+            Some((541866.7, 1629696, 3))
+        );
+    }
+
+    #[test]
+    fn reads_proc_stat_of_this_process() {
+        assert!(cpu_seconds(std::process::id()).is_some());
+        assert!(vm_kib(std::process::id(), "VmRSS").is_some_and(|k| k > 0));
+    }
+}
