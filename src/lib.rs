@@ -8,6 +8,7 @@
 //! - [`service`]: the service model, our WSGI — [`service::App`], [`service::Handler`],
 //!   [`service::Environ`], [`service::Exchange`];
 //! - [`apps`] and [`middleware`]: demo applications and the router;
+//! - [`pool`]: a bounded thread pool for the blocking work a handler must not do on the loop;
 //! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]).
 #![deny(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod conn;
 pub mod detect;
 pub mod middleware;
+pub mod pool;
 pub mod response;
 pub mod server;
 pub mod service;

@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use asycamore::apps::{self, DemoOptions, Echo, Hello, Upload};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
 use asycamore::middleware::{AccessLog, access_log};
+use asycamore::pool::{self, ThreadPool};
 use asycamore::server::{self, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
@@ -100,6 +102,14 @@ struct Args {
     /// print nothing but errors
     #[argh(switch)]
     quiet: bool,
+
+    /// threads of the pool /blocking runs its work on (default 4)
+    #[argh(option, default = "pool::THREADS")]
+    threads: usize,
+
+    /// most jobs waiting for a pool thread; beyond it /blocking answers 503 (default 64)
+    #[argh(option, default = "pool::QUEUE")]
+    pool_queue: usize,
 }
 
 /// Turns a flag's seconds into a duration, refusing what is not a finite positive number.
@@ -154,9 +164,15 @@ fn app_named(name: Option<&str>) -> Result<Option<Rc<dyn App>>, String> {
     }))
 }
 
-/// The demo applications' settings, from the flags.
-fn demo_options(_args: &Args) -> Result<DemoOptions, String> {
-    Ok(DemoOptions::default())
+/// The demo applications' settings, from the flags. The thread pool is made here, once, and
+/// shared by every worker.
+fn demo_options(args: &Args) -> Result<DemoOptions, String> {
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let pool = ThreadPool::new(args.threads, args.pool_queue)
+        .map_err(|e| format!("cannot start the thread pool: {e}"))?;
+    Ok(DemoOptions::new(Arc::new(pool)))
 }
 
 /// Opens the access log's destination and starts its writer thread.

@@ -4,11 +4,13 @@
 //! - [`echo`]: streams the request body back as it arrives, with backpressure both ways.
 //! - [`upload`]: consumes a body chunk by chunk without holding it, and answers with a summary.
 //! - [`sleep`]: waits on a timer (`cx.wait_until`), no thread.
+//! - [`blocking`]: hands blocking work to the [thread pool](crate::pool) and waits for its wake.
 //! - [`health`]: `200 ok`, or `503` once the worker is shutting down.
 //! - [`status`]: the worker's counters and the executor's profile as JSON.
 //!
 //! [`demo`] mounts them all on one [`Router`]: what the `asycamore` binary serves by default.
 
+pub mod blocking;
 pub mod echo;
 pub mod health;
 pub mod hello;
@@ -17,7 +19,9 @@ pub mod status;
 pub mod upload;
 
 use std::rc::Rc;
+use std::sync::Arc;
 
+pub use blocking::Blocking;
 pub use echo::Echo;
 pub use health::Health;
 pub use hello::Hello;
@@ -26,12 +30,23 @@ pub use status::Status;
 pub use upload::Upload;
 
 use crate::middleware::Router;
+use crate::pool::ThreadPool;
 use crate::server::Worker;
 use crate::service::App;
 
 /// What the demo applications need from the command line. Shared by every worker thread.
-#[derive(Debug, Clone, Default)]
-pub struct DemoOptions {}
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The pool `/blocking` runs its work on (one for the whole server).
+    pub pool: Arc<ThreadPool>,
+}
+
+impl DemoOptions {
+    /// Options with the given pool and everything else at its default.
+    pub fn new(pool: Arc<ThreadPool>) -> DemoOptions {
+        DemoOptions { pool }
+    }
+}
 
 /// The demo router for one worker:
 ///
@@ -41,15 +56,17 @@ pub struct DemoOptions {}
 /// | `/echo`     | [`echo`]                                      |
 /// | `/upload`   | [`upload`]                                    |
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
+/// | `/blocking` | [`blocking`] (`?ms=N`)                        |
 /// | `/healthz`  | [`health`]                                    |
 /// | `/_status`  | [`status`]                                    |
-pub fn demo(_options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
+pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
     Rc::new(
         Router::new()
             .exact("/", Hello)
             .mount("/echo", Echo)
             .mount("/upload", Upload)
             .mount("/sleep", Sleep)
+            .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))
             .exact(
                 "/_status",
