@@ -4,6 +4,7 @@
 //! `asycamore --app hello` serves one application at every path (for benchmarks).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -103,6 +104,14 @@ struct Args {
     #[argh(switch)]
     quiet: bool,
 
+    /// folder served under /files/ (default: the current folder)
+    #[argh(option, default = "PathBuf::from(\".\")")]
+    root: PathBuf,
+
+    /// list the files of a directory without index.html under /files/ (default: 403)
+    #[argh(switch)]
+    list_dirs: bool,
+
     /// threads of the pool /blocking runs its work on (default 4)
     #[argh(option, default = "pool::THREADS")]
     threads: usize,
@@ -172,7 +181,15 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
     }
     let pool = ThreadPool::new(args.threads, args.pool_queue)
         .map_err(|e| format!("cannot start the thread pool: {e}"))?;
-    Ok(DemoOptions::new(Arc::new(pool)))
+    let mut demo = DemoOptions::new(Arc::new(pool));
+    demo.root = args
+        .root
+        .canonicalize()
+        .ok()
+        .filter(|root| root.is_dir())
+        .ok_or_else(|| format!("--root {} is not a folder", args.root.display()))?;
+    demo.list_dirs = args.list_dirs;
+    Ok(demo)
 }
 
 /// Opens the access log's destination and starts its writer thread.

@@ -5,6 +5,7 @@
 //! - [`upload`]: consumes a body chunk by chunk without holding it, and answers with a summary.
 //! - [`sleep`]: waits on a timer (`cx.wait_until`), no thread.
 //! - [`blocking`]: hands blocking work to the [thread pool](crate::pool) and waits for its wake.
+//! - [`files`]: streams files from a folder a piece at a time (ranges, conditional requests).
 //! - [`health`]: `200 ok`, or `503` once the worker is shutting down.
 //! - [`status`]: the worker's counters and the executor's profile as JSON.
 //!
@@ -12,17 +13,20 @@
 
 pub mod blocking;
 pub mod echo;
+pub mod files;
 pub mod health;
 pub mod hello;
 pub mod sleep;
 pub mod status;
 pub mod upload;
 
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
 pub use blocking::Blocking;
 pub use echo::Echo;
+pub use files::Files;
 pub use health::Health;
 pub use hello::Hello;
 pub use sleep::Sleep;
@@ -37,14 +41,23 @@ use crate::service::App;
 /// What the demo applications need from the command line. Shared by every worker thread.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// The folder `/files/` serves.
+    pub root: PathBuf,
+    /// Whether `/files/` lists directories that have no `index.html`.
+    pub list_dirs: bool,
     /// The pool `/blocking` runs its work on (one for the whole server).
     pub pool: Arc<ThreadPool>,
 }
 
 impl DemoOptions {
-    /// Options with the given pool and everything else at its default.
+    /// Options with the given pool and everything else at its default: files from the current
+    /// folder, no listings.
     pub fn new(pool: Arc<ThreadPool>) -> DemoOptions {
-        DemoOptions { pool }
+        DemoOptions {
+            root: PathBuf::from("."),
+            list_dirs: false,
+            pool,
+        }
     }
 }
 
@@ -55,6 +68,7 @@ impl DemoOptions {
 /// | `/`         | [`hello`]                                     |
 /// | `/echo`     | [`echo`]                                      |
 /// | `/upload`   | [`upload`]                                    |
+/// | `/files/`   | [`files`] from `root`                         |
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
 /// | `/healthz`  | [`health`]                                    |
@@ -65,6 +79,7 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .exact("/", Hello)
             .mount("/echo", Echo)
             .mount("/upload", Upload)
+            .mount("/files", Files::new(&options.root, options.list_dirs))
             .mount("/sleep", Sleep)
             .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))

@@ -1,0 +1,252 @@
+//! `/files/`: a 1 GiB download in bounded memory, conditional and range requests, directories,
+//! and every way out of the root refused — against the spawned binary with `--root` a temporary
+//! folder.
+//!
+//! `ASYCAMORE_BIG_BYTES` changes the 1 GiB (for a quicker local run).
+
+mod util;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use util::{Reader, Response, connect, spawn_server};
+
+/// Peak RSS allowed while streaming, in KiB.
+const PEAK_RSS_LIMIT_KIB: u64 = 32 * 1024;
+
+fn big_bytes() -> u64 {
+    std::env::var("ASYCAMORE_BIG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30)
+}
+
+/// A fresh folder `base` holding `secret.txt` next to `root/`, the folder that is served.
+struct Tree {
+    base: PathBuf,
+}
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let base = std::env::temp_dir().join(format!("asycamore-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("root/sub")).unwrap();
+        fs::create_dir_all(base.join("root/site")).unwrap();
+        fs::write(base.join("secret.txt"), "the secret\n").unwrap();
+        fs::write(base.join("root/hello.txt"), "hello, files\n").unwrap();
+        fs::write(base.join("root/sub/a b.html"), "<p>a</p>\n").unwrap();
+        fs::write(base.join("root/site/index.html"), "<p>index</p>\n").unwrap();
+        Tree { base }
+    }
+
+    fn root(&self) -> String {
+        self.base.join("root").to_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.base);
+    }
+}
+
+#[track_caller]
+fn get(addr: std::net::SocketAddr, target: &str, headers: &str) -> Response {
+    request(addr, "GET", target, headers)
+}
+
+#[track_caller]
+fn request(addr: std::net::SocketAddr, method: &str, target: &str, headers: &str) -> Response {
+    let mut stream = connect(addr);
+    write!(
+        stream,
+        "{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n"
+    )
+    .unwrap();
+    Reader::new(stream).response_to(method).expect("a response")
+}
+
+#[test]
+fn a_1gib_download_streams_in_bounded_memory() {
+    let tree = Tree::new("big");
+    let total = big_bytes();
+    let path = tree.base.join("root/big.bin");
+    // Sparse: costs no disk. Marks at both ends show the right bytes arrive in the right place.
+    let mut file = fs::File::create(&path).unwrap();
+    file.set_len(total).unwrap();
+    file.write_all(b"BEGIN").unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, b"END", total - 3).unwrap();
+    drop(file);
+
+    let server = spawn_server(&["--root", &tree.root()]);
+    let mut stream = connect(server.addr);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(300)))
+        .unwrap();
+    stream
+        .write_all(b"GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {total}\r\n")),
+        "{head}"
+    );
+    let mut received = 0u64;
+    let mut first = Vec::new();
+    let mut last = [0u8; 3];
+    let mut buf = vec![0u8; 256 * 1024];
+    while received < total {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {received} bytes");
+        if first.len() < 5 {
+            first.extend_from_slice(&buf[..n.min(5 - first.len())]);
+        }
+        for (i, b) in buf[..n].iter().enumerate() {
+            let at = received + i as u64;
+            if at >= total - 3 {
+                last[(at - (total - 3)) as usize] = *b;
+            }
+        }
+        received += n as u64;
+    }
+    assert_eq!(received, total);
+    assert_eq!(first, b"BEGIN");
+    assert_eq!(&last, b"END");
+    let peak = server.status_kib("VmHWM");
+    eprintln!("peak RSS while serving {total} bytes: {peak} KiB");
+    assert!(peak < PEAK_RSS_LIMIT_KIB, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn conditional_and_range_requests() {
+    let tree = Tree::new("ranges");
+    let server = spawn_server(&["--root", &tree.root()]);
+    let addr = server.addr;
+    let full = get(addr, "/files/hello.txt", "");
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, b"hello, files\n");
+    assert_eq!(
+        full.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    let modified = full.header("last-modified").unwrap().to_owned();
+
+    let not_modified = get(
+        addr,
+        "/files/hello.txt",
+        &format!("If-Modified-Since: {modified}\r\n"),
+    );
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    let older = get(
+        addr,
+        "/files/hello.txt",
+        "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(older.status, 200);
+
+    let part = get(addr, "/files/hello.txt", "Range: bytes=7-11\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, b"files");
+    assert_eq!(part.header("content-range"), Some("bytes 7-11/13"));
+    let open = get(addr, "/files/hello.txt", "Range: bytes=7-\r\n");
+    assert_eq!((open.status, &open.body[..]), (206, &b"files\n"[..]));
+    let suffix = get(addr, "/files/hello.txt", "Range: bytes=-6\r\n");
+    assert_eq!((suffix.status, &suffix.body[..]), (206, &b"files\n"[..]));
+    let several = get(addr, "/files/hello.txt", "Range: bytes=0-1,3-4\r\n");
+    assert_eq!((several.status, several.body.len()), (200, 13));
+    let stale = get(
+        addr,
+        "/files/hello.txt",
+        "Range: bytes=0-1\r\nIf-Range: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
+    );
+    assert_eq!(stale.status, 200);
+
+    let past = get(addr, "/files/hello.txt", "Range: bytes=13-\r\n");
+    assert_eq!(past.status, 416);
+    assert_eq!(past.header("content-range"), Some("bytes */13"));
+
+    let head = request(addr, "HEAD", "/files/hello.txt", "");
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("13"));
+    let post = request(addr, "POST", "/files/hello.txt", "Content-Length: 0\r\n");
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn directories_redirect_serve_their_index_and_list_only_when_asked() {
+    let tree = Tree::new("dirs");
+    let server = spawn_server(&["--root", &tree.root()]);
+    let r = get(server.addr, "/files/site", "");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/files/site/"));
+    let r = get(server.addr, "/files/site/", "");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"<p>index</p>\n");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(get(server.addr, "/files/sub/", "").status, 403);
+    assert_eq!(get(server.addr, "/files/sub/a%20b.html", "").status, 200);
+    assert_eq!(get(server.addr, "/files/nothing-here", "").status, 404);
+    drop(server);
+
+    let listing = spawn_server(&["--root", &tree.root(), "--list-dirs"]);
+    let r = get(listing.addr, "/files/sub/", "");
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(
+        page.contains("<a href=\"a%20b.html\">a b.html</a>"),
+        "{page}"
+    );
+}
+
+#[test]
+fn every_way_out_of_the_root_is_refused() {
+    let tree = Tree::new("escape");
+    symlink("/etc", tree.base.join("root/etc")).unwrap();
+    symlink(
+        tree.base.join("secret.txt"),
+        tree.base.join("root/link.txt"),
+    )
+    .unwrap();
+    symlink("hello.txt", tree.base.join("root/inside.txt")).unwrap();
+    let server = spawn_server(&["--root", &tree.root()]);
+    for target in [
+        "/files/../secret.txt",
+        "/files/%2e%2e/secret.txt",
+        "/files/%2e%2e%2fsecret.txt",
+        "/files/%2E%2E%2Fsecret.txt",
+        "/files/sub/../../secret.txt",
+        "/files%2f..%2fsecret.txt",
+        "/files/etc/passwd",
+        "/files/etc/",
+        "/files/link.txt",
+        "/files/hello.txt%00.png",
+    ] {
+        let r = get(server.addr, target, "");
+        assert!(
+            matches!(r.status, 400 | 403 | 404),
+            "{target}: {} {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(!r.body.starts_with(b"the secret"), "{target}");
+        assert!(!r.body.starts_with(b"root:"), "{target}");
+    }
+    // A link that stays inside the root is fine.
+    assert_eq!(
+        get(server.addr, "/files/inside.txt", "").body,
+        b"hello, files\n"
+    );
+}
