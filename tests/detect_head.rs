@@ -652,3 +652,15 @@ fn limit_errors_do_not_depend_on_where_reads_split() {
         Err(HeadError::RequestLineTooLong)
     );
 }
+
+#[test]
+fn leading_empty_lines_past_the_head_limit() {
+    // Found by the `head` fuzz target: the whole-head fast path sliced past its window when the
+    // leading empty lines alone were longer than the head limit.
+    let input =
+        std::fs::read("tests/data/fuzz-regressions/head-leading-crlfs-past-limit.bin").unwrap();
+    assert_eq!(
+        detect_shotgun(fuzz_limits(), &input[1..]),
+        Err(HeadError::HeadTooLarge)
+    );
+}

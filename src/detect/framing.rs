@@ -6,7 +6,7 @@
 //! decides the [`BodyFraming`].
 
 use super::head::{HeadError, Span, Version};
-use super::syntax::{list_elements, trim_ows};
+use super::syntax::{eq_lowercase, list_elements, trim_ows};
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -54,32 +54,35 @@ impl FieldFacts {
     ) -> Result<(), HeadError> {
         // Dispatch on length first: most fields are none of these, and the length test is one compare.
         match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+            4 if eq_lowercase(name, b"host") => {
                 // RFC 9112 §3.2: more than one Host field line is a 400.
                 if self.host.is_some() {
                     return Err(HeadError::MultipleHost);
                 }
                 self.host = Some(value_span);
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            6 if eq_lowercase(name, b"expect") => {
                 // RFC 9110 §10.1.1: Expect is a list; 100-continue is the only expectation defined.
                 self.expect_continue |=
-                    list_elements(value).any(|e| e.eq_ignore_ascii_case(b"100-continue"));
+                    list_elements(value).any(|e| eq_lowercase(e, b"100-continue"));
             }
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            10 if eq_lowercase(name, b"connection") => {
                 // RFC 9110 §7.6.1: a list of case-insensitive connection options.
+                // Most clients send one option; skip the list machinery for them.
+                if eq_lowercase(value, b"keep-alive") {
+                    self.keep_alive = true;
+                    return Ok(());
+                }
                 for option in list_elements(value) {
-                    if option.eq_ignore_ascii_case(b"close") {
+                    if eq_lowercase(option, b"close") {
                         self.close = true;
-                    } else if option.eq_ignore_ascii_case(b"keep-alive") {
+                    } else if eq_lowercase(option, b"keep-alive") {
                         self.keep_alive = true;
                     }
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => self.add_content_length(value)?,
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                self.add_transfer_encoding(value)?
-            }
+            14 if eq_lowercase(name, b"content-length") => self.add_content_length(value)?,
+            17 if eq_lowercase(name, b"transfer-encoding") => self.add_transfer_encoding(value)?,
             _ => {}
         }
         Ok(())
@@ -107,7 +110,7 @@ impl FieldFacts {
     fn add_transfer_encoding(&mut self, value: &[u8]) -> Result<(), HeadError> {
         self.transfer_encoding = true;
         for coding in list_elements(value) {
-            if coding.eq_ignore_ascii_case(b"chunked") {
+            if eq_lowercase(coding, b"chunked") {
                 if self.chunked {
                     return Err(HeadError::ChunkedTwice);
                 }

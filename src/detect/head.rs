@@ -360,8 +360,6 @@ pub struct HeadDetector {
     state: HeadState,
     /// Everything before this offset has been looked at.
     scanned: usize,
-    /// Finds the `CRLFCRLF` that ends a head, for the whole-head fast path; built once.
-    end_finder: memchr::memmem::Finder<'static>,
     /// The parsed request line, once it is complete.
     method: Span,
     target: Span,
@@ -375,7 +373,6 @@ impl HeadDetector {
             limits,
             state: HeadState::Leading { at: 0 },
             scanned: 0,
-            end_finder: memchr::memmem::Finder::new(b"\r\n\r\n"),
             method: Span::default(),
             target: Span::default(),
             version: Version::Http11,
@@ -426,8 +423,8 @@ impl HeadDetector {
         result
     }
 
-    /// The fast path, for a head that is all in `buf` on the first look: one `memmem` search for
-    /// its end and one httparse call for the request line and fields, with no line-by-line scan.
+    /// The fast path, for a head that is all in `buf` on the first look: one httparse call finds
+    /// its end and parses the request line and fields, with no line-by-line scan of our own.
     ///
     /// It answers only when the head is well-formed in every way the line scan checks (limits,
     /// CRLF line ends, the request line httparse accepts being one we accept too); for anything
@@ -447,22 +444,22 @@ impl HeadDetector {
         if matches!(buf.get(start), Some(b'\r' | b'\n')) {
             return None;
         }
-        let n = start + self.end_finder.find(&buf[start..])? + 4;
-        if n > self.limits.max_head {
-            return None;
-        }
+        // httparse finds the end itself; give it no more than a head may be, so an oversized head
+        // is `Partial` here and the line scan reports it.
+        let window = buf.get(start..buf.len().min(self.limits.max_head))?;
         let mut headers = [const { std::mem::MaybeUninit::uninit() }; WHOLE_HEAD_FIELDS];
         let mut request = httparse::Request::new(&mut []);
         let parsed = httparse::ParserConfig::default().parse_request_with_uninit_headers(
             &mut request,
-            &buf[start..n],
+            window,
             &mut headers,
         );
-        // httparse must have used exactly the head the finder found: if it stopped earlier, a
-        // bare LF ended a line or the head. Versions 1.2..1.9 and every error go to the line scan.
-        if parsed != Ok(httparse::Status::Complete(n - start))
-            || request.headers.len() > self.limits.max_headers
-        {
+        // Versions 1.2..1.9, every error, and too many fields go to the line scan.
+        let Ok(httparse::Status::Complete(len)) = parsed else {
+            return None;
+        };
+        let n = start + len;
+        if request.headers.len() > self.limits.max_headers || !buf[..n].ends_with(b"\r\n\r\n") {
             return None;
         }
         let (Some(method), Some(target), Some(minor)) =
@@ -472,7 +469,7 @@ impl HeadDetector {
         };
         // Every line must end in CRLF, which httparse does not insist on: the request line ends
         // where the first field begins (or the final empty line), and each field line where the
-        // next begins; the last one ends in the CRLFCRLF the finder matched.
+        // next begins; the last one ends in the CRLFCRLF checked above.
         let base = buf.as_ptr() as usize;
         let mut line_ends = request
             .headers
@@ -743,23 +740,23 @@ fn record_fields(
     head: &mut RequestHead,
 ) -> Result<(), HeadError> {
     let base = buf.as_ptr() as usize;
-    head.fields.reserve(parsed.len());
+    // httparse hands out subslices of `buf`: their addresses minus the buffer's are the offsets
+    // we keep.
+    let span = |s: &[u8]| {
+        let start = s.as_ptr() as usize - base;
+        Span {
+            start,
+            end: start + s.len(),
+        }
+    };
     for h in parsed {
-        // httparse hands out subslices of `buf`: their addresses minus the buffer's are the
-        // offsets we keep.
-        let name_start = h.name.as_ptr() as usize - base;
-        let value_start = h.value.as_ptr() as usize - base;
-        let name = Span {
-            start: name_start,
-            end: name_start + h.name.len(),
-        };
-        let value = Span {
-            start: value_start,
-            end: value_start + h.value.len(),
-        };
-        head.facts.add(h.name.as_bytes(), h.value, value)?;
-        head.fields.push((name, value));
+        head.facts.add(h.name.as_bytes(), h.value, span(h.value))?;
     }
+    head.fields.extend(
+        parsed
+            .iter()
+            .map(|h| (span(h.name.as_bytes()), span(h.value))),
+    );
     Ok(())
 }
 

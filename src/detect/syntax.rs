@@ -61,6 +61,17 @@ pub(crate) fn is_target(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| TARGET_BYTE[b as usize])
 }
 
+/// Compares a token or field value with `lower`, a lowercase name made of `a-z`, `0-9` and `-`,
+/// ignoring ASCII case.
+///
+/// Faster than `eq_ignore_ascii_case` because it only sets bit 0x20 of each input byte: that maps
+/// `A-Z` onto `a-z`, and the only other bytes it could map onto `a-z`, `0-9` or `-` are controls
+/// (0x0D, 0x10..=0x19), which no token or validated field value contains.
+#[inline]
+pub(crate) fn eq_lowercase(s: &[u8], lower: &[u8]) -> bool {
+    s.len() == lower.len() && s.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
 /// Removes optional whitespace (SP and HTAB, RFC 9110 §5.6.3) from both ends.
 #[inline]
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -118,6 +129,17 @@ mod tests {
         assert!(is_field_value(b"text/html; q=0.9\t, caf\xc3\xa9"));
         for bad in [&b"a\rb"[..], b"a\nb", b"a\0b", b"\x7f", b"\x01"] {
             assert!(!is_field_value(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lowercase_comparison() {
+        assert!(eq_lowercase(b"Content-Length", b"content-length"));
+        assert!(eq_lowercase(b"100-CONTINUE", b"100-continue"));
+        assert!(!eq_lowercase(b"Content-Lengt", b"content-length"));
+        for b in 0..=255u8 {
+            let ours = eq_lowercase(&[b], b"k");
+            assert_eq!(ours, b.eq_ignore_ascii_case(&b'k'), "{b}");
         }
     }
 
