@@ -35,6 +35,9 @@ pub struct CompareArgs {
     /// seconds per measured run (default 5), after a 1 s warm-up
     #[argh(option, default = "5")]
     pub duration: u64,
+    /// rounds over all servers; each cell reports its median round (default 1)
+    #[argh(option, default = "1")]
+    pub repeat: usize,
     /// output directory for compare.md and compare.svg (default bench/results)
     #[argh(option, default = "PathBuf::from(\"bench/results\")")]
     pub out: PathBuf,
@@ -516,12 +519,13 @@ fn markdown(
     cells: &[Cell],
     tools: &[&str],
     seconds: u64,
+    repeat: usize,
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
         "Server pinned to CPU 0 (`taskset -c 0`), load tool to CPU 1; {seconds} s per cell after a \
-1 s warm-up; `--app hello`-equivalent servers answering `Hello, World!`. Ratios are to asycamore \
+1 s warm-up, median of {repeat} interleaved round(s); `--app hello`-equivalent servers answering `Hello, World!`. Ratios are to asycamore \
 in the same cell (above 1 = faster than asycamore). CPU is the server's utime+stime per response."
     );
     for tool in tools {
@@ -750,29 +754,62 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
         servers.join(", "),
         args.duration
     );
+    // Rounds interleave the servers, so a burst of other work on the machine hits all of them
+    // rather than one; each cell keeps its median round.
+    let mut rounds: Results = Vec::new();
+    for round in 0..args.repeat.max(1) {
+        for server in &servers {
+            let running = start(server, &bins)?;
+            for cell in &cells {
+                for tool in &tools {
+                    let m = measure(tool, cell, &running, args.duration, &bins, &lua)?;
+                    println!(
+                        "#{round} {server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  \
+{} errors{}",
+                        cell.title,
+                        m.rps,
+                        m.cpu_us_per_request,
+                        m.errors,
+                        m.rss_kib
+                            .map(|(r, h)| format!("  RSS {r} KiB, HWM {h} KiB"))
+                            .unwrap_or_default()
+                    );
+                    rounds.push((server.to_string(), cell.name, tool.to_string(), m));
+                }
+            }
+            drop(running);
+        }
+    }
     let mut results: Results = Vec::new();
     for server in &servers {
-        let running = start(server, &bins)?;
         for cell in &cells {
             for tool in &tools {
-                let m = measure(tool, cell, &running, args.duration, &bins, &lua)?;
-                println!(
-                    "{server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  {} errors{}",
-                    cell.title,
-                    m.rps,
-                    m.cpu_us_per_request,
-                    m.errors,
-                    m.rss_kib
-                        .map(|(r, h)| format!("  RSS {r} KiB, HWM {h} KiB"))
-                        .unwrap_or_default()
-                );
-                results.push((server.to_string(), cell.name, tool.to_string(), m));
+                let mut runs: Vec<&Measure> = rounds
+                    .iter()
+                    .filter(|(s, c, t, _)| s == server && *c == cell.name && t == tool)
+                    .map(|(_, _, _, m)| m)
+                    .collect();
+                runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+                if let Some(m) = runs.get(runs.len() / 2) {
+                    results.push((
+                        server.to_string(),
+                        cell.name,
+                        tool.to_string(),
+                        (*m).clone(),
+                    ));
+                }
             }
         }
-        drop(running);
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let md = markdown(&results, &servers, &cells, &tools, args.duration);
+    let md = markdown(
+        &results,
+        &servers,
+        &cells,
+        &tools,
+        args.duration,
+        args.repeat.max(1),
+    );
     let md_path = args.out.join("compare.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     let svg_path = args.out.join("compare.svg");

@@ -12,9 +12,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod bulkfetch;
 pub mod compare;
 pub mod framing;
 pub mod histogram;
 pub mod load;
+pub mod oneraw;
+pub mod pending;
 pub mod sys;
 pub mod target;

@@ -23,15 +23,38 @@ enum Tool {
     Parse(parse::ParseArgs),
     Load(asycamore_bench::load::LoadArgs),
     Compare(asycamore_bench::compare::CompareArgs),
+    Pending(asycamore_bench::pending::PendingArgs),
+    OneRaw(asycamore_bench::oneraw::OneRawArgs),
+    BulkFetch(asycamore_bench::bulkfetch::BulkFetchArgs),
 }
 
 fn main() {
-    let args: Args = argh::from_env();
+    // argh takes a bare "-" for an unknown flag; the tools that read a file read stdin through
+    // its path instead.
+    let argv: Vec<String> = std::env::args()
+        .map(|a| if a == "-" { "/dev/stdin".to_string() } else { a })
+        .collect();
+    let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let args = match Args::from_args(&strs[..1], &strs[1..]) {
+        Ok(args) => args,
+        Err(early) => {
+            if early.status.is_ok() {
+                println!("{}", early.output);
+                std::process::exit(0);
+            }
+            eprintln!("{}", early.output.trim_end());
+            eprintln!("Run asycamore-bench --help for more information.");
+            std::process::exit(1);
+        }
+    };
     let result = match args.tool {
         Tool::Echo(a) => echo::run(a),
         Tool::Parse(a) => parse::run(a),
         Tool::Load(a) => asycamore_bench::load::main(a),
         Tool::Compare(a) => asycamore_bench::compare::main(a),
+        Tool::Pending(a) => asycamore_bench::pending::main(a),
+        Tool::OneRaw(a) => asycamore_bench::oneraw::main(a),
+        Tool::BulkFetch(a) => asycamore_bench::bulkfetch::main(a),
     };
     if let Err(e) = result {
         eprintln!("asycamore-bench: {e}");
