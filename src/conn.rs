@@ -597,6 +597,7 @@ impl Coroutine for Connection {
     type Output = ();
 
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        self.req.now = cx.now();
         if self.check_shutdown(cx) {
             return Step::Ready(());
         }

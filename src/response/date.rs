@@ -5,7 +5,7 @@
 //! wall clock's second has changed since it was formatted.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
@@ -13,12 +13,37 @@ pub const DATE_LEN: usize = 29;
 struct CachedDate {
     second: u64,
     text: [u8; DATE_LEN],
+    /// The monotonic moment the wall clock's next second starts, as far as we know: until then
+    /// [`with_date_at`] needs no clock read at all.
+    valid_until: Option<Instant>,
 }
 
 thread_local! {
     static DATE: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { second: u64::MAX, text: [b' '; DATE_LEN] })
+        RefCell::new(CachedDate { second: u64::MAX, text: [b' '; DATE_LEN], valid_until: None })
     };
+}
+
+/// Calls `f` with the date as an IMF-fixdate, given the caller's idea of the current monotonic
+/// time (the executor's clock for this turn). Within the same wall-clock second this reads no
+/// clock: the hot path of a response costs one comparison.
+pub fn with_date_at<R>(now: Instant, f: impl FnOnce(&[u8]) -> R) -> R {
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.valid_until.is_none_or(|until| now >= until) {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            if cached.second != wall.as_secs() {
+                cached.text = format_imf_fixdate(wall.as_secs());
+                cached.second = wall.as_secs();
+            }
+            let to_next_second =
+                Duration::from_secs(1) - Duration::from_nanos(wall.subsec_nanos().into());
+            cached.valid_until = Some(now + to_next_second);
+        }
+        f(&cached.text)
+    })
 }
 
 /// Calls `f` with the current date as an IMF-fixdate.

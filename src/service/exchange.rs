@@ -92,6 +92,8 @@ pub(crate) struct RequestState {
     pub body_bytes_sent: u64,
     /// The server is shutting down: the response says `Connection: close`.
     pub closing: bool,
+    /// The executor's clock at the connection's current resume (for the cached `Date`).
+    pub now: Instant,
 }
 
 impl RequestState {
@@ -116,6 +118,7 @@ impl RequestState {
             status: 0,
             body_bytes_sent: 0,
             closing: false,
+            now: Instant::now(),
         }
     }
 
@@ -538,7 +541,7 @@ fn write_head(
         req.keep_alive = false;
     }
     if !has_date {
-        response::write_date_header(out);
+        response::write_date_header_at(out, req.now);
     }
     if !has_server {
         out.extend_from_slice(b"Server: asycamore\r\n");
