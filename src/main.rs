@@ -3,7 +3,7 @@
 //! `asycamore --bind 127.0.0.1:8080` serves the demo applications (see `asycamore::apps::demo`);
 //! `asycamore --app hello` serves one application at every path (for benchmarks).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
@@ -112,6 +112,14 @@ struct Args {
     #[argh(switch)]
     list_dirs: bool,
 
+    /// where /proxy/ forwards requests, HOST:PORT (default: none, /proxy/ answers 503)
+    #[argh(option)]
+    upstream: Option<String>,
+
+    /// seconds the upstream may stay silent before /proxy/ answers 504 (default 10)
+    #[argh(option, default = "apps::proxy::TIMEOUT.as_secs_f64()")]
+    upstream_timeout: f64,
+
     /// threads of the pool /blocking runs its work on (default 4)
     #[argh(option, default = "pool::THREADS")]
     threads: usize,
@@ -189,6 +197,16 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
         .filter(|root| root.is_dir())
         .ok_or_else(|| format!("--root {} is not a folder", args.root.display()))?;
     demo.list_dirs = args.list_dirs;
+    if let Some(upstream) = &args.upstream {
+        // Resolved once, here: a name lookup blocks, so it has no place on the loop.
+        let addr = upstream
+            .to_socket_addrs()
+            .map_err(|e| format!("--upstream {upstream}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--upstream {upstream}: no address"))?;
+        demo.upstream = Some(addr);
+    }
+    demo.upstream_timeout = seconds("upstream-timeout", args.upstream_timeout)?;
     Ok(demo)
 }
 

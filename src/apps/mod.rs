@@ -6,6 +6,7 @@
 //! - [`sleep`]: waits on a timer (`cx.wait_until`), no thread.
 //! - [`blocking`]: hands blocking work to the [thread pool](crate::pool) and waits for its wake.
 //! - [`files`]: streams files from a folder a piece at a time (ranges, conditional requests).
+//! - [`proxy`]: a reverse proxy on a non-blocking outgoing socket the handler waits on itself.
 //! - [`health`]: `200 ok`, or `503` once the worker is shutting down.
 //! - [`status`]: the worker's counters and the executor's profile as JSON.
 //!
@@ -16,19 +17,23 @@ pub mod echo;
 pub mod files;
 pub mod health;
 pub mod hello;
+pub mod proxy;
 pub mod sleep;
 pub mod status;
 pub mod upload;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use blocking::Blocking;
 pub use echo::Echo;
 pub use files::Files;
 pub use health::Health;
 pub use hello::Hello;
+pub use proxy::Proxy;
 pub use sleep::Sleep;
 pub use status::Status;
 pub use upload::Upload;
@@ -45,17 +50,23 @@ pub struct DemoOptions {
     pub root: PathBuf,
     /// Whether `/files/` lists directories that have no `index.html`.
     pub list_dirs: bool,
+    /// Where `/proxy/` forwards to; without one it answers 503.
+    pub upstream: Option<SocketAddr>,
+    /// How long the upstream may stay silent before `/proxy/` gives up (504).
+    pub upstream_timeout: Duration,
     /// The pool `/blocking` runs its work on (one for the whole server).
     pub pool: Arc<ThreadPool>,
 }
 
 impl DemoOptions {
     /// Options with the given pool and everything else at its default: files from the current
-    /// folder, no listings.
+    /// folder, no listings, no upstream.
     pub fn new(pool: Arc<ThreadPool>) -> DemoOptions {
         DemoOptions {
             root: PathBuf::from("."),
             list_dirs: false,
+            upstream: None,
+            upstream_timeout: proxy::TIMEOUT,
             pool,
         }
     }
@@ -69,6 +80,7 @@ impl DemoOptions {
 /// | `/echo`     | [`echo`]                                      |
 /// | `/upload`   | [`upload`]                                    |
 /// | `/files/`   | [`files`] from `root`                         |
+/// | `/proxy/`   | [`proxy`] to `upstream`                       |
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
 /// | `/healthz`  | [`health`]                                    |
@@ -80,6 +92,10 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .mount("/echo", Echo)
             .mount("/upload", Upload)
             .mount("/files", Files::new(&options.root, options.list_dirs))
+            .mount(
+                "/proxy",
+                Proxy::new(options.upstream, options.upstream_timeout),
+            )
             .mount("/sleep", Sleep)
             .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))
