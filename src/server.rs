@@ -6,7 +6,7 @@
 //! counters: nothing is shared between workers on the hot path.
 //!
 //! Shutdown, in order: [`ShutdownHandle::begin`] (from a signal thread, say) wakes every
-//! worker's [`Shutdown`] task, which stops the acceptor at once, marks the worker as shutting down
+//! worker's shutdown watcher task, which stops the acceptor at once, marks the worker as shutting down
 //! (`/healthz` answers 503 from then on), and wakes every connection: an idle one closes, a busy
 //! one finishes its current response with `Connection: close`. The worker returns once its last
 //! connection is gone, or when the grace period ends (what remains is closed then).

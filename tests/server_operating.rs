@@ -140,3 +140,24 @@ fn several_workers_share_one_port() {
         assert_eq!(c.join().unwrap(), 200);
     }
 }
+
+#[test]
+fn healthz_answers_503_once_shutdown_has_begun() {
+    let mut server = spawn_server(&["--workers", "1", "--grace", "5"]);
+    let mut probe = connect(server.addr);
+    probe
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut reader = Reader::new(probe.try_clone().unwrap());
+    assert_eq!(reader.response().status, 200);
+    // A request under way when the signal comes (its head half sent) is still answered: 503.
+    probe.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kill(&server, libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    probe.write_all(b"st: t\r\n\r\n").unwrap();
+    let r = reader.response();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+}
