@@ -41,26 +41,23 @@ fn run(input: &[u8], ends: impl IntoIterator<Item = usize>) -> Result<Vec<String
             }
         };
         let head_buf = &input[pos..];
-        let (mut body, mut trailers) = (0, 0);
+        let mut body = 0;
         let mut decoder = BodyDecoder::new(head.framing(), &limits);
         let mut at = pos + n;
-        loop {
+        let trailers = loop {
             let (used, step) = decoder.decode(&input[at..avail])?;
             at += used;
             match step {
                 Step::Ready(BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data)) => {
                     body += data.len()
                 }
-                Step::Ready(BodyEvent::End { trailers: t }) => {
-                    trailers = t.iter().count();
-                    break;
-                }
+                Step::Ready(BodyEvent::End { trailers }) => break trailers.iter().count(),
                 Step::WouldBlock => match ends.next() {
                     Some(end) => avail = end.clamp(avail, input.len()),
                     None => break 'requests,
                 },
             }
-        }
+        };
         out.push(summary(&head, head_buf, body, trailers));
         pos = at;
     }

@@ -5,7 +5,7 @@
 
 mod detect_util;
 
-use asycamore::detect::{BodyDecoder, BodyEvent, BodyFraming, HeadDetector, Limits, RequestHead};
+use asycamore::detect::{BodyDecoder, BodyEvent, HeadDetector, Limits, RequestHead};
 use asycamore::executor::Step;
 use proptest::prelude::*;
 
@@ -151,16 +151,17 @@ fn request() -> impl Strategy<Value = Request> {
         )
 }
 
-/// The naive oracle: one-shot, plain string handling, no state machine.
-fn naive(
-    input: &[u8],
-) -> (
+/// What a request came to: head length, fields, body, trailers, where the next request starts.
+type Parsed = (
     usize,
     Vec<(String, Vec<u8>)>,
     Vec<u8>,
     Vec<(String, String)>,
     usize,
-) {
+);
+
+/// The naive oracle: one-shot, plain string handling, no state machine.
+fn naive(input: &[u8]) -> Parsed {
     let end = input
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -225,16 +226,7 @@ fn naive(
 
 /// What the detectors say, fed `input` in pieces ending at `cuts`: the head length, its fields,
 /// the body, the trailers, where the next request starts, and that the next head parses.
-fn detected(
-    input: &[u8],
-    cuts: &[usize],
-) -> (
-    usize,
-    Vec<(String, Vec<u8>)>,
-    Vec<u8>,
-    Vec<(String, String)>,
-    usize,
-) {
+fn detected(input: &[u8], cuts: &[usize]) -> Parsed {
     let limits = Limits::default();
     let mut ends: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
     ends.sort_unstable();
@@ -257,24 +249,23 @@ fn detected(
         .map(|(n, v)| (n.to_owned(), v.to_vec()))
         .collect();
     let mut decoder = BodyDecoder::new(head.framing(), &limits);
-    let (mut at, mut body, mut trailers) = (n, Vec::new(), Vec::new());
-    loop {
+    let (mut at, mut body) = (n, Vec::new());
+    let trailers = loop {
         let (used, step) = decoder.decode(&input[at..avail]).expect("valid body");
         at += used;
         match step {
             Step::Ready(BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data)) => {
                 body.extend_from_slice(data)
             }
-            Step::Ready(BodyEvent::End { trailers: t }) => {
-                trailers = t
+            Step::Ready(BodyEvent::End { trailers }) => {
+                break trailers
                     .iter()
                     .map(|(n, v)| (n.to_owned(), String::from_utf8(v.to_vec()).unwrap()))
-                    .collect();
-                break;
+                    .collect::<Vec<_>>();
             }
             Step::WouldBlock => avail = ends.next().expect("the body is complete"),
         }
-    }
+    };
     // The next pipelined request is intact.
     assert_eq!(
         detector.detect(&input[at..], &mut head),

@@ -15,8 +15,11 @@ use asycamore::response::{
 };
 use proptest::prelude::*;
 
+/// Owned trailer fields.
+type Fields = Vec<(String, Vec<u8>)>;
+
 /// Decodes a chunked body written by the encoder; returns data, trailers, bytes used.
-fn decode_chunked(body: &[u8]) -> (Vec<u8>, Vec<(String, Vec<u8>)>, usize) {
+fn decode_chunked(body: &[u8]) -> (Vec<u8>, Fields, usize) {
     let mut decoder = BodyDecoder::new(BodyFraming::Chunked, &Limits::default());
     let (mut at, mut data) = (0, Vec::new());
     loop {
@@ -239,7 +242,7 @@ fn parse_imf_fixdate(s: &str) -> u64 {
         parts[6].parse().unwrap(),
     );
     // Days from the civil date, the plain way.
-    let is_leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let is_leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let mut days = (1970..year)
         .map(|y| if is_leap(y) { 366 } else { 365 })
         .sum::<u64>();
