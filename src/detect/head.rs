@@ -749,14 +749,12 @@ fn record_fields(
             end: start + s.len(),
         }
     };
+    head.fields.reserve(parsed.len());
     for h in parsed {
-        head.facts.add(h.name.as_bytes(), h.value, span(h.value))?;
+        let value = span(h.value);
+        head.facts.add(h.name.as_bytes(), h.value, value)?;
+        head.fields.push((span(h.name.as_bytes()), value));
     }
-    head.fields.extend(
-        parsed
-            .iter()
-            .map(|h| (span(h.name.as_bytes()), span(h.value))),
-    );
     Ok(())
 }
 

@@ -69,7 +69,20 @@ pub(crate) fn is_target(s: &[u8]) -> bool {
 /// (0x0D, 0x10..=0x19), which no token or validated field value contains.
 #[inline]
 pub(crate) fn eq_lowercase(s: &[u8], lower: &[u8]) -> bool {
-    s.len() == lower.len() && s.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+    if s.len() != lower.len() {
+        return false;
+    }
+    // Eight bytes at a time, then the tail: the same OR on every byte, fewer compares.
+    let (mut s, mut lower) = (s, lower);
+    while let (Some((a, s_rest)), Some((b, lower_rest))) =
+        (s.split_first_chunk::<8>(), lower.split_first_chunk::<8>())
+    {
+        if u64::from_ne_bytes(*a) | 0x2020_2020_2020_2020 != u64::from_ne_bytes(*b) {
+            return false;
+        }
+        (s, lower) = (s_rest, lower_rest);
+    }
+    s.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
 }
 
 /// Removes optional whitespace (SP and HTAB, RFC 9110 §5.6.3) from both ends.
@@ -137,6 +150,9 @@ mod tests {
         assert!(eq_lowercase(b"Content-Length", b"content-length"));
         assert!(eq_lowercase(b"100-CONTINUE", b"100-continue"));
         assert!(!eq_lowercase(b"Content-Lengt", b"content-length"));
+        assert!(!eq_lowercase(b"Content-Lengtx", b"content-length"));
+        assert!(!eq_lowercase(b"Xontent-Length", b"content-length"));
+        assert!(eq_lowercase(b"TRANSFER-ENCODING", b"transfer-encoding"));
         for b in 0..=255u8 {
             let ours = eq_lowercase(&[b], b"k");
             assert_eq!(ours, b.eq_ignore_ascii_case(&b'k'), "{b}");
