@@ -69,16 +69,48 @@ impl ServerOptions {
     }
 }
 
-/// What a worker tells the application it makes: its index, its counters, and whether it is
-/// shutting down.
+/// What a worker tells the application it makes: its index, its counters, every worker's
+/// published counters, and whether it is shutting down.
 #[derive(Clone)]
 pub struct Worker {
     /// 0 for the first worker.
     pub index: usize,
     /// This worker's counters (also the executor's, refreshed a few times a second).
     pub stats: Rc<ServerStats>,
+    /// Every worker's counters, as each last published them.
+    pub board: Arc<StatusBoard>,
     /// True once shutdown has begun.
     pub shutting_down: Rc<Cell<bool>>,
+}
+
+/// The counters of all workers, each published by its worker a few times a second; the one
+/// place workers share, and off the hot path (a lock taken per publication, not per request).
+#[derive(Debug, Default)]
+pub struct StatusBoard {
+    workers: Mutex<Vec<crate::stats::StatsSnapshot>>,
+}
+
+impl StatusBoard {
+    /// A board for `workers` workers, all counters zero.
+    pub fn new(workers: usize) -> StatusBoard {
+        StatusBoard {
+            workers: Mutex::new(vec![Default::default(); workers]),
+        }
+    }
+
+    /// Records worker `index`'s counters.
+    pub fn publish(&self, index: usize, snapshot: crate::stats::StatsSnapshot) {
+        if let Ok(mut workers) = self.workers.lock()
+            && let Some(slot) = workers.get_mut(index)
+        {
+            *slot = snapshot;
+        }
+    }
+
+    /// Every worker's last published counters, by index.
+    pub fn snapshots(&self) -> Vec<crate::stats::StatsSnapshot> {
+        self.workers.lock().map(|w| w.clone()).unwrap_or_default()
+    }
 }
 
 /// Connections of one worker that want to hear about shutdown: the wakers of their tasks.
@@ -247,23 +279,23 @@ impl Server {
         let make_app = Arc::new(make_app);
         let workers = listeners.len();
         let per_worker_cap = options.max_connections.map(|n| n.div_ceil(workers).max(1));
+        let board = Arc::new(StatusBoard::new(workers));
         let mut threads = Vec::new();
         for (index, listener) in listeners.into_iter().enumerate() {
             let make_app = Arc::clone(&make_app);
             let options = options.clone();
             let shutdown = shutdown.clone();
+            let board = Arc::clone(&board);
             let thread = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
-                    run_worker(
+                    let place = Placement {
                         index,
-                        listener,
                         local,
-                        &options,
-                        per_worker_cap,
-                        &shutdown,
-                        &*make_app,
-                    )
+                        max_connections: per_worker_cap,
+                        board,
+                    };
+                    run_worker(&place, listener, &options, &shutdown, &*make_app)
                 })?;
             threads.push(thread);
         }
@@ -283,16 +315,28 @@ impl Server {
     }
 }
 
+/// Where one worker stands among the others.
+struct Placement {
+    index: usize,
+    local: SocketAddr,
+    max_connections: Option<usize>,
+    board: Arc<StatusBoard>,
+}
+
 /// One worker thread's life: build its executor and app, serve, shut down.
 fn run_worker(
-    index: usize,
+    place: &Placement,
     listener: TcpListener,
-    local: SocketAddr,
     options: &ServerOptions,
-    max_connections: Option<usize>,
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
 ) -> io::Result<crate::stats::StatsSnapshot> {
+    let Placement {
+        index,
+        local,
+        max_connections,
+        ..
+    } = *place;
     let mut executor = Executor::new()?;
     let stats = Rc::new(ServerStats::default());
     let worker_shutdown = Rc::new(WorkerShutdown {
@@ -302,6 +346,7 @@ fn run_worker(
     let worker = Worker {
         index,
         stats: Rc::clone(&stats),
+        board: Arc::clone(&place.board),
         shutting_down: Rc::clone(&worker_shutdown.flag),
     };
     let app = make_app(&worker);
@@ -344,6 +389,7 @@ fn run_worker(
         let tick = grace_deadline.map_or(tick, |g| tick.min(g));
         executor.run_until(tick)?;
         stats.set_executor(executor.stats());
+        place.board.publish(index, stats.snapshot());
         if worker_shutdown.flag.get() {
             let deadline = *grace_deadline.get_or_insert_with(|| Instant::now() + options.grace);
             if stats.snapshot().connections_open == 0 || Instant::now() >= deadline {

@@ -93,3 +93,38 @@ fn status_is_json_with_the_counters() {
     assert!(fields[2] >= 1.0, "open {}", fields[2]);
     assert!(fields[4] > 0.0 && fields[5] > 0.0, "bytes {fields:?}");
 }
+
+#[test]
+fn status_lists_every_worker() {
+    let server = spawn_server(&["--workers", "2"]);
+    for _ in 0..6 {
+        assert_eq!(
+            roundtrip(server.addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status,
+            200
+        );
+    }
+    // Workers publish a few times a second.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let r = roundtrip(server.addr, b"GET /_status HTTP/1.1\r\nHost: t\r\n\r\n");
+    let script = "import json,sys; d=json.load(sys.stdin); w=d['workers']; \
+        print(len(w), sum(x['requests'] for x in w), [x['worker'] for x in w])";
+    let mut python = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    python.stdin.take().unwrap().write_all(&r.body).unwrap();
+    let out = python.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "not JSON: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let mut parts = text.split_whitespace();
+    assert_eq!(parts.next(), Some("2"), "{text}");
+    let total: u64 = parts.next().unwrap().parse().unwrap();
+    assert!(total >= 6, "{text}");
+    assert!(text.contains("[0, 1]"), "{text}");
+}

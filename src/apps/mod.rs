@@ -101,7 +101,11 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))
             .exact(
                 "/_status",
-                Status::new(worker.index, Rc::clone(&worker.stats)),
+                Status::new(
+                    worker.index,
+                    Rc::clone(&worker.stats),
+                    Arc::clone(&worker.board),
+                ),
             ),
     )
 }

@@ -2,10 +2,10 @@
 //! timeouts, bytes in and out, and the executor's profile (loop turns, polls, events per poll,
 //! resumes, time in `poll` against time running steps).
 //!
-//! Each worker thread has its own counters and its own executor, and this page shows the counters
-//! of the worker that served it (`"worker"` says which); with several workers, ask a few times or
-//! run with `--workers 1`. The executor's figures are copied into the counters a few times a
-//! second, so they may lag the connection figures by a fraction of a second.
+//! Each worker thread has its own counters and its own executor. The top-level fields are the
+//! counters of the worker that served the page (`"worker"` says which), read live; `"workers"`
+//! lists every worker's counters as each last published them (a few times a second), so the
+//! executor's figures and the other workers' may lag by a fraction of a second.
 //!
 //! The JSON is written by hand: every value is a number or a fixed name, so nothing needs
 //! escaping except the task kinds, which go through [`json_string`].
@@ -16,20 +16,28 @@ use std::rc::Rc;
 use asycamore_executor::{Cx, Step};
 
 use crate::apps::upload::json_string;
+use crate::server::StatusBoard;
 use crate::service::{App, Environ, Exchange, Handler};
 use crate::stats::{ServerStats, StatsSnapshot};
+use std::sync::Arc;
 
 /// The `status` application of one worker.
 #[derive(Debug, Clone)]
 pub struct Status {
     worker: usize,
     stats: Rc<ServerStats>,
+    board: Arc<StatusBoard>,
 }
 
 impl Status {
-    /// A status page for worker number `worker`, reading `stats`.
-    pub fn new(worker: usize, stats: Rc<ServerStats>) -> Status {
-        Status { worker, stats }
+    /// A status page for worker number `worker`, reading `stats` live and every worker's
+    /// published counters from `board`.
+    pub fn new(worker: usize, stats: Rc<ServerStats>, board: Arc<StatusBoard>) -> Status {
+        Status {
+            worker,
+            stats,
+            board,
+        }
     }
 }
 
@@ -41,9 +49,20 @@ pub struct StatusHandler {
 
 impl App for Status {
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
-        Box::new(StatusHandler {
-            body: render(self.worker, &self.stats.snapshot()),
-        })
+        let own = render(self.worker, &self.stats.snapshot());
+        let all: Vec<String> = self
+            .board
+            .snapshots()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| render(i, s).trim_end().to_owned())
+            .collect();
+        let body = format!(
+            "{}, \"workers\": [{}]}}\n",
+            own.trim_end().strip_suffix('}').unwrap_or(&own),
+            all.join(", ")
+        );
+        Box::new(StatusHandler { body })
     }
 }
 
