@@ -16,9 +16,18 @@ struct Outcome {
 }
 
 fn decode(input: &[u8], step: usize) -> Result<Outcome, BodyError> {
-    let limits = Limits { max_chunk_line: 32, max_trailers: 128, ..Limits::default() };
+    let limits = Limits {
+        max_chunk_line: 32,
+        max_trailers: 128,
+        ..Limits::default()
+    };
     let mut d = BodyDecoder::new(BodyFraming::Chunked, &limits);
-    let mut out = Outcome { chunks: Vec::new(), trailers: Vec::new(), consumed: 0, done: false };
+    let mut out = Outcome {
+        chunks: Vec::new(),
+        trailers: Vec::new(),
+        consumed: 0,
+        done: false,
+    };
     let (mut pos, mut avail) = (0, step.min(input.len()));
     loop {
         let (used, event) = d.decode(&input[pos..avail])?;
@@ -36,8 +45,14 @@ fn decode(input: &[u8], step: usize) -> Result<Outcome, BodyError> {
                 assert!(chunk.len() as u64 <= *size);
             }
             Step::Ready(BodyEvent::End { trailers }) => {
-                out.trailers = trailers.iter().map(|(n, v)| (n.to_owned(), v.to_vec())).collect();
-                assert_eq!(out.trailers.len(), trailers.as_bytes().split(|&b| b == b'\n').count() - 1);
+                out.trailers = trailers
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_vec()))
+                    .collect();
+                assert_eq!(
+                    out.trailers.len(),
+                    trailers.as_bytes().split(|&b| b == b'\n').count() - 1
+                );
                 out.done = true;
                 break;
             }
@@ -50,7 +65,9 @@ fn decode(input: &[u8], step: usize) -> Result<Outcome, BodyError> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&step, input)) = data.split_first() else { return };
+    let Some((&step, input)) = data.split_first() else {
+        return;
+    };
     let once = decode(input, input.len());
     assert_eq!(decode(input, usize::from(step).max(1)), once);
     assert_eq!(decode(input, 1), once);

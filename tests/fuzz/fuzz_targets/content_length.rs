@@ -17,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
     let mut got = Vec::new();
     let (mut pos, mut avail) = (0, 0);
     loop {
-        let (used, event) = d.decode(&input[pos..avail]).expect("a length body cannot be malformed");
+        let (used, event) = d
+            .decode(&input[pos..avail])
+            .expect("a length body cannot be malformed");
         pos += used;
         match event {
             Step::Ready(BodyEvent::ChunkStart { size, data }) => {

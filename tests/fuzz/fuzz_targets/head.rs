@@ -7,15 +7,27 @@ use asycamore::executor::Step;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&split, input)) = data.split_first() else { return };
+    let Some((&split, input)) = data.split_first() else {
+        return;
+    };
     // Small limits so the fuzzer reaches them.
-    let limits = Limits { max_request_line: 64, max_head: 256, max_headers: 8, ..Limits::default() };
+    let limits = Limits {
+        max_request_line: 64,
+        max_head: 256,
+        max_headers: 8,
+        ..Limits::default()
+    };
     let mut head = RequestHead::new();
     let once = HeadDetector::new(limits).detect(input, &mut head);
     if let Ok(Step::Ready(n)) = once {
         assert!(n <= input.len() && n == head.len());
         assert!(input[..n].ends_with(b"\r\n\r\n"));
-        let _ = (head.method(input), head.target(input), head.headers(input).count(), head.framing());
+        let _ = (
+            head.method(input),
+            head.target(input),
+            head.headers(input).count(),
+            head.framing(),
+        );
         assert!(head.header_count() <= limits.max_headers);
     }
     let mut d = HeadDetector::new(limits);
