@@ -47,6 +47,9 @@ pub struct CompareArgs {
     /// do not build; use binaries already built
     #[argh(switch)]
     pub no_build: bool,
+    /// do not measure: redraw compare.md and compare.svg from the rounds.csv of an earlier run
+    #[argh(option)]
+    pub replot: Option<PathBuf>,
 }
 
 /// One cell of the matrix.
@@ -505,6 +508,77 @@ fn measure(
 /// All results: `(server, cell name, tool) → measure`.
 type Results = Vec<(String, &'static str, String, Measure)>;
 
+/// The header of `rounds.csv`, one line per measured run.
+const CSV_HEADER: &str = "server,cell,tool,rps,responses,errors,cpu_us_per_request,rss_kib,hwm_kib";
+
+/// Every measured run as CSV, so a report can be redrawn without measuring again.
+fn to_csv(rounds: &Results) -> String {
+    let mut s = format!("{CSV_HEADER}\n");
+    for (server, cell, tool, m) in rounds {
+        let (rss, hwm) = m.rss_kib.map_or((String::new(), String::new()), |(r, h)| {
+            (r.to_string(), h.to_string())
+        });
+        let _ = writeln!(
+            s,
+            "{server},{cell},{tool},{:.1},{},{},{:.4},{rss},{hwm}",
+            m.rps, m.responses, m.errors, m.cpu_us_per_request
+        );
+    }
+    s
+}
+
+/// Reads `rounds.csv` back.
+fn from_csv(text: &str) -> Result<Results, String> {
+    let mut rounds = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || format!("rounds.csv line {}: {line:?}", n + 1);
+        if f.len() != 9 {
+            return Err(bad());
+        }
+        let cell = CELLS.iter().find(|c| c.name == f[1]).ok_or_else(bad)?.name;
+        let rss = match (f[7].parse(), f[8].parse()) {
+            (Ok(r), Ok(h)) => Some((r, h)),
+            _ => None,
+        };
+        let m = Measure {
+            rps: f[3].parse().map_err(|_| bad())?,
+            responses: f[4].parse().map_err(|_| bad())?,
+            errors: f[5].parse().map_err(|_| bad())?,
+            cpu_us_per_request: f[6].parse().map_err(|_| bad())?,
+            rss_kib: rss,
+        };
+        rounds.push((f[0].to_string(), cell, f[2].to_string(), m));
+    }
+    Ok(rounds)
+}
+
+/// Each `(server, cell, tool)`'s median run by requests/s.
+fn medians(rounds: &Results, servers: &[&str], cells: &[Cell], tools: &[&str]) -> Results {
+    let mut results: Results = Vec::new();
+    for server in servers {
+        for cell in cells {
+            for tool in tools {
+                let mut runs: Vec<&Measure> = rounds
+                    .iter()
+                    .filter(|(s, c, t, _)| s == server && *c == cell.name && t == tool)
+                    .map(|(_, _, _, m)| m)
+                    .collect();
+                runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
+                if let Some(m) = runs.get(runs.len() / 2) {
+                    results.push((
+                        server.to_string(),
+                        cell.name,
+                        tool.to_string(),
+                        (*m).clone(),
+                    ));
+                }
+            }
+        }
+    }
+    results
+}
+
 fn find<'a>(results: &'a Results, server: &str, cell: &str, tool: &str) -> Option<&'a Measure> {
     results
         .iter()
@@ -607,11 +681,6 @@ fn svg(results: &Results, servers: &[&str], cells: &[Cell], tool: &str) -> Strin
     let top = 40.0;
     let height = 260.0;
     let width = left + cells.len() as f64 * group + 170.0;
-    let max = results
-        .iter()
-        .filter(|(_, _, t, _)| t == tool)
-        .map(|(_, _, _, m)| m.rps)
-        .fold(1.0, f64::max);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -622,25 +691,21 @@ font-family=\"sans-serif\" font-size=\"11\">",
     let _ = writeln!(
         s,
         "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" \
-font-size=\"14\">Requests/s, server on 1 core (load tool: {tool}); ratio to asycamore above \
-each bar</text>"
+font-size=\"14\">Requests/s, server on 1 core (load tool: {tool}); each group on its own scale, \
+ratio to asycamore above each bar</text>\n<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{:.1}\" \
+y2=\"{:.1}\" stroke=\"#999\"/>",
+        width - 170.0,
+        top + height,
+        top + height
     );
-    for i in 0..=4 {
-        let v = max * i as f64 / 4.0;
-        let y = top + height - height * i as f64 / 4.0;
-        let _ = writeln!(
-            s,
-            "<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
-<text x=\"{:.0}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}k</text>",
-            width - 170.0,
-            left - 6.0,
-            y + 4.0,
-            v / 1000.0
-        );
-    }
     for (ci, cell) in cells.iter().enumerate() {
         let x0 = left + gap / 2.0 + ci as f64 * group;
         let base = find(results, "asycamore", cell.name, tool).map(|m| m.rps);
+        let max = servers
+            .iter()
+            .filter_map(|server| find(results, server, cell.name, tool))
+            .map(|m| m.rps)
+            .fold(1.0, f64::max);
         for (si, server) in servers.iter().enumerate() {
             let Some(m) = find(results, server, cell.name, tool) else {
                 continue;
@@ -656,15 +721,20 @@ each bar</text>"
                 COLORS[si % COLORS.len()],
                 m.rps
             );
-            if let Some(b) = base.filter(|b| *b > 0.0) {
-                let _ = writeln!(
-                    s,
-                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{:.2}</text>",
-                    x + (bar - 3.0) / 2.0,
-                    y - 3.0,
-                    m.rps / b
-                );
-            }
+            let ratio = base
+                .filter(|b| *b > 0.0)
+                .map(|b| format!("{:.2}", m.rps / b))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{ratio}</text>\
+<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"8\" fill=\"white\">{:.0}k</text>",
+                x + (bar - 3.0) / 2.0,
+                y - 3.0,
+                x + (bar - 3.0) / 2.0,
+                top + height - 4.0,
+                m.rps / 1000.0
+            );
         }
         let _ = writeln!(
             s,
@@ -724,6 +794,16 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
         "both" => vec!["wrk", "load"],
         other => return Err(format!("--tool {other}: choose wrk, load or both")),
     };
+    if let Some(csv) = &args.replot {
+        let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+        let rounds = from_csv(&text)?;
+        let results = medians(&rounds, &servers, &cells, &tools);
+        let servers: Vec<&str> = servers
+            .into_iter()
+            .filter(|s| results.iter().any(|(r, _, _, _)| r == s))
+            .collect();
+        return write_report(&args, &results, &servers, &cells, &tools);
+    }
     if tools.contains(&"wrk") && which("wrk").is_none() {
         eprintln!("compare: installing wrk from Debian");
         let _ = run_status(Command::new("apt-get").arg("update").arg("-qq"));
@@ -780,40 +860,35 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
             drop(running);
         }
     }
-    let mut results: Results = Vec::new();
-    for server in &servers {
-        for cell in &cells {
-            for tool in &tools {
-                let mut runs: Vec<&Measure> = rounds
-                    .iter()
-                    .filter(|(s, c, t, _)| s == server && *c == cell.name && t == tool)
-                    .map(|(_, _, _, m)| m)
-                    .collect();
-                runs.sort_by(|a, b| a.rps.total_cmp(&b.rps));
-                if let Some(m) = runs.get(runs.len() / 2) {
-                    results.push((
-                        server.to_string(),
-                        cell.name,
-                        tool.to_string(),
-                        (*m).clone(),
-                    ));
-                }
-            }
-        }
-    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let csv_path = args.out.join("rounds.csv");
+    std::fs::write(&csv_path, to_csv(&rounds))
+        .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    let results = medians(&rounds, &servers, &cells, &tools);
+    write_report(&args, &results, &servers, &cells, &tools)
+}
+
+/// Writes compare.md and compare.svg and prints the table.
+fn write_report(
+    args: &CompareArgs,
+    results: &Results,
+    servers: &[&str],
+    cells: &[Cell],
+    tools: &[&str],
+) -> Result<(), String> {
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
     let md = markdown(
-        &results,
-        &servers,
-        &cells,
-        &tools,
+        results,
+        servers,
+        cells,
+        tools,
         args.duration,
         args.repeat.max(1),
     );
     let md_path = args.out.join("compare.md");
     std::fs::write(&md_path, &md).map_err(|e| format!("{}: {e}", md_path.display()))?;
     let svg_path = args.out.join("compare.svg");
-    std::fs::write(&svg_path, svg(&results, &servers, &cells, tools[0]))
+    std::fs::write(&svg_path, svg(results, servers, cells, tools[0]))
         .map_err(|e| format!("{}: {e}", svg_path.display()))?;
     println!("\n{md}");
     println!(
@@ -840,6 +915,40 @@ Requests/sec:  44261.91\n";
             parse_tool_output("load", load),
             Some((541866.7, 1629696, 3))
         );
+    }
+
+    #[test]
+    fn rounds_survive_csv_and_medians_pick_the_middle_run() {
+        let m = |rps: f64, rss| Measure {
+            rps,
+            responses: 10,
+            errors: 0,
+            cpu_us_per_request: 1.5,
+            rss_kib: rss,
+        };
+        let rounds: Results = vec![
+            (
+                "asycamore".into(),
+                "ka1000",
+                "wrk".into(),
+                m(3.0, Some((7, 8))),
+            ),
+            ("asycamore".into(), "ka1000", "wrk".into(), m(1.0, None)),
+            (
+                "asycamore".into(),
+                "ka1000",
+                "wrk".into(),
+                m(2.0, Some((5, 6))),
+            ),
+        ];
+        let back = from_csv(&to_csv(&rounds)).unwrap();
+        assert_eq!(back.len(), 3);
+        let med = medians(&back, &["asycamore"], &CELLS, &["wrk"]);
+        assert_eq!(med.len(), 1);
+        assert_eq!(med[0].3.rps, 2.0);
+        assert_eq!(med[0].3.rss_kib, Some((5, 6)));
+        let svg = svg(&med, &["asycamore"], &CELLS, "wrk");
+        assert!(svg.starts_with("<svg") && svg.contains("1.00"));
     }
 
     #[test]
