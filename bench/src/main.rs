@@ -32,7 +32,13 @@ fn main() {
     // argh takes a bare "-" for an unknown flag; the tools that read a file read stdin through
     // its path instead.
     let argv: Vec<String> = std::env::args()
-        .map(|a| if a == "-" { "/dev/stdin".to_string() } else { a })
+        .map(|a| {
+            if a == "-" {
+                "/dev/stdin".to_string()
+            } else {
+                a
+            }
+        })
         .collect();
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&strs[..1], &strs[1..]) {
