@@ -26,8 +26,8 @@ use asycamore::executor::Step;
 #[derive(FromArgs)]
 #[argh(subcommand, name = "parse")]
 pub struct ParseArgs {
-    /// milliseconds per contender and input, split over interleaved rounds (default 1000)
-    #[argh(option, default = "1000")]
+    /// milliseconds per contender and input, split over interleaved rounds (default 2000)
+    #[argh(option, default = "2000")]
     millis: u64,
     /// heads in the pipelined buffer (default 16)
     #[argh(option, default = "16")]
@@ -35,7 +35,7 @@ pub struct ParseArgs {
 }
 
 /// Interleaved rounds per input; each contender's best round is reported.
-const ROUNDS: u64 = 10;
+const ROUNDS: u64 = 20;
 
 /// A typical browser request head (323 bytes).
 const HEAD: &[u8] = b"GET /search?q=asycamore&lang=en HTTP/1.1\r\n\
