@@ -12,17 +12,7 @@ use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use util::{Reader, Response, connect, spawn_server};
-
-/// Peak RSS allowed while streaming, in KiB.
-const PEAK_RSS_LIMIT_KIB: u64 = 32 * 1024;
-
-fn big_bytes() -> u64 {
-    std::env::var("ASYCAMORE_BIG_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30)
-}
+use util::{PEAK_RSS_LIMIT_KIB, Reader, Response, big_bytes, connect, spawn_server};
 
 /// A fresh folder `base` holding `secret.txt` next to `root/`, the folder that is served.
 struct Tree {
@@ -89,13 +79,7 @@ fn a_1gib_download_streams_in_bounded_memory() {
     stream
         .write_all(b"GET /files/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = util::read_head(&mut stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.contains(&format!("Content-Length: {total}\r\n")),

@@ -9,23 +9,10 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use asycamore::apps::upload::Crc32;
-use util::{Reader, connect, free_port, roundtrip, spawn_server};
+use util::{Reader, connect, free_port, pattern, roundtrip, spawn_server};
 
 /// Bytes of the relayed upload and echo.
 const BIG: usize = 100 * 1000 * 1000;
-
-/// A piece of deterministic, not-too-regular data.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 #[test]
 fn a_100mb_chunked_upload_is_relayed_intact() {
@@ -83,13 +70,7 @@ fn a_100mb_echo_comes_back_byte_for_byte() {
             writer.write_all(&to_send).unwrap();
         }
     });
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = util::read_head(&mut stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
         head.contains(&format!("Content-Length: {BIG}\r\n")),

@@ -10,30 +10,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use asycamore::apps::upload::Crc32;
-use util::{Reader, connect, spawn_server};
-
-/// Peak RSS allowed while streaming, in KiB.
-const PEAK_RSS_LIMIT_KIB: u64 = 32 * 1024;
-
-fn big_bytes() -> u64 {
-    std::env::var("ASYCAMORE_BIG_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30)
-}
-
-/// A piece of deterministic, not-too-regular data.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use util::{PEAK_RSS_LIMIT_KIB, Reader, big_bytes, connect, pattern, spawn_server};
 
 #[test]
 fn a_1gib_chunked_upload_streams_in_bounded_memory() {
@@ -98,13 +75,7 @@ fn a_1gib_echo_streams_in_bounded_memory() {
         }
     });
     // Read the head, then compare every byte of the body with what was sent.
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let head = util::read_head(&mut stream);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(head.contains(&format!("Content-Length: {total}")), "{head}");
     let mut received = 0u64;

@@ -265,3 +265,39 @@ pub fn spawn_server(args: &[&str]) -> Spawned {
     }
     spawned
 }
+
+/// Peak RSS a streaming server may reach, in KiB.
+pub const PEAK_RSS_LIMIT_KIB: u64 = 32 * 1024;
+
+/// The size of the "1 GiB" streaming tests: `ASYCAMORE_BIG_BYTES` when set, for a quicker run.
+pub fn big_bytes() -> u64 {
+    std::env::var("ASYCAMORE_BIG_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30)
+}
+
+/// `len` bytes of deterministic, not-too-regular data (xorshift from `seed`).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Reads a response head byte by byte (leaving the body unread on `stream`) and returns it.
+#[track_caller]
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("a whole head");
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("a UTF-8 head")
+}
