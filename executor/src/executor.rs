@@ -12,8 +12,13 @@
 //!    spawned or readied while running go to the next turn).
 //!
 //! After each resume that returns `WouldBlock`, the task's new [`Waits`] are diffed against the
-//! previous ones, so a task that keeps waiting on the same fd costs no poller change and a task
-//! that keeps the same deadline keeps its timer.
+//! previous ones, so a task that keeps waiting on the same fd costs no poller change.
+//!
+//! Timers are armed lazily: a task that moves its deadline later (a connection pushing its idle
+//! timeout forward after every request) keeps the timer it has; when that timer fires, the task
+//! is resumed only if its current deadline has passed, else the timer is re-armed for it. A
+//! keep-alive connection so costs one timer operation per timeout period, not one per request.
+//! Only a deadline moved earlier cancels and re-arms at once.
 //!
 //! A task that returns `WouldBlock` without waiting for anything could never be resumed: the
 //! executor records it in the trace as abandoned and drops it (closing whatever it owned), so
@@ -151,6 +156,8 @@ pub struct Stats {
     pub finished: u64,
     /// Tasks dropped for waiting on nothing.
     pub abandoned: u64,
+    /// Timers armed (a deadline moved later keeps the armed one; see the module docs).
+    pub timers_armed: u64,
     /// Wall-clock time spent inside [`Poller::poll`].
     pub poll_time: Duration,
     /// Wall-clock time spent resuming tasks.
@@ -213,7 +220,8 @@ struct Entry {
     kind: usize,
     /// What it waits for, as registered with the poller and the timers.
     waits: Waits,
-    /// Its pending timer, if it waits for a deadline.
+    /// Its armed timer, if any: at or before the deadline in `waits` (armed lazily, see the
+    /// module docs), or left over from an earlier wait.
     timer: Option<(Instant, TimerId)>,
     state: State,
     /// A wake arrived that it has not consumed yet (it was running, or not waiting for wakes).
@@ -503,11 +511,28 @@ impl<P: Poller> Executor<P> {
     fn fire_timers(&mut self) {
         let now = self.poller.now();
         while let Some((timer, id)) = self.timers.pop_due(now) {
-            if let Some(entry) = self.entry_mut(id)
-                && entry.timer.map(|(_, t)| t) == Some(timer)
-            {
-                entry.timer = None;
-                self.make_ready(id, Reason::Deadline, None);
+            let Some(entry) = self.entry_mut(id) else {
+                continue;
+            };
+            if entry.timer.map(|(_, t)| t) != Some(timer) {
+                continue;
+            }
+            entry.timer = None;
+            if entry.state != State::Waiting {
+                // Running or queued already: it declares its waits again when it suspends.
+                continue;
+            }
+            match entry.waits.deadline {
+                Some(deadline) if deadline <= now => self.make_ready(id, Reason::Deadline, None),
+                Some(deadline) => {
+                    // The task moved its deadline later since this timer was armed.
+                    let rearmed = self.timers.insert(deadline, id);
+                    self.stats.timers_armed += 1;
+                    if let Some(entry) = self.entry_mut(id) {
+                        entry.timer = Some((deadline, rearmed));
+                    }
+                }
+                None => {}
             }
         }
     }
@@ -653,13 +678,18 @@ impl<P: Poller> Executor<P> {
             }
         }
         let timer = match (old_timer, new.deadline) {
-            (Some((was, timer)), Some(deadline)) if was == deadline => Some((was, timer)),
-            (old_timer, deadline) => {
+            // Armed at or before the deadline (or no deadline now): keep it; when it fires,
+            // `fire_timers` re-arms or ignores it.
+            (Some((armed, timer)), Some(deadline)) if armed <= deadline => Some((armed, timer)),
+            (Some(armed), None) => Some(armed),
+            (old_timer, Some(deadline)) => {
                 if let Some((_, timer)) = old_timer {
                     self.timers.cancel(timer);
                 }
-                deadline.map(|d| (d, self.timers.insert(d, id)))
+                self.stats.timers_armed += 1;
+                Some((deadline, self.timers.insert(deadline, id)))
             }
+            (None, None) => None,
         };
 
         let (wake_now, yielded) = (new.wake, new.yielded);

@@ -16,7 +16,8 @@ use asycamore_executor::net::Stream;
 use asycamore_executor::sim::{Ready, SimPoller};
 use asycamore_executor::{Executor, PollPoller, Poller, Step, TraceEvent};
 use util::{
-    ByteReader, Counting, Forgetful, ReadableOrDeadline, Sleep, WaitForWake, Yielder, assert_trace,
+    ByteReader, Counting, Forgetful, IdleTimeout, ReadableOrDeadline, Sleep, WaitForWake, Yielder,
+    assert_trace,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -183,6 +184,39 @@ fn timers_fire_in_deadline_order_with_cancellation() {
     let (writer, reader) = util::tcp_pair();
     assert_eq!(writer.write(b"x").unwrap(), Step::Ready(1));
     timers_in_order(&mut executor, reader.as_raw_fd());
+}
+
+/// A deadline pushed later on every wake keeps the timer it has: the executor re-arms it only
+/// when it fires early (at 20 ms here, for the deadline first set at 0 ms), without resuming the
+/// task; the task is resumed once, when its real deadline (10 ms + 20 ms) passes.
+#[test]
+fn a_deadline_moved_later_keeps_its_timer() {
+    let (mut executor, sim) = sim(1);
+    sim.script(5 * MS, 7, Ready::Readable);
+    sim.script(10 * MS, 7, Ready::Readable);
+    executor.spawn(IdleTimeout {
+        fd: 7,
+        idle: 20 * MS,
+    });
+    executor.run().unwrap();
+    assert_trace(
+        &executor,
+        &[
+            "t0 spawned (idle)",
+            "t0 resumed: spawned",
+            "t0 resumed: fd 7 readable",
+            "t0 resumed: fd 7 readable",
+            "t0 resumed: deadline",
+            "t0 finished",
+        ],
+    );
+    assert_eq!(sim.elapsed(), 30 * MS, "never early, never late");
+    assert_eq!(executor.stats().resumes, 4);
+    assert_eq!(
+        executor.stats().timers_armed,
+        2,
+        "armed for 20 ms, re-armed once for 30 ms; not once per wake"
+    );
 }
 
 fn yield_and_fd(executor: &mut Executor<impl Poller>, stream: impl Stream + 'static) {

@@ -158,6 +158,32 @@ impl Coroutine for ReadableOrDeadline {
     }
 }
 
+/// Like a keep-alive connection: waits for `fd` to be readable with an idle timeout counted from
+/// its last wake, so each readable wake pushes the deadline later. Finishes when the timeout
+/// passes with the fd idle.
+#[derive(Debug)]
+pub struct IdleTimeout {
+    /// The descriptor.
+    pub fd: RawFd,
+    /// How long the fd may stay idle.
+    pub idle: Duration,
+}
+
+impl Coroutine for IdleTimeout {
+    type Output = ();
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if cx.reason() == Reason::Deadline {
+            return Step::Ready(());
+        }
+        cx.wait_readable(self.fd);
+        cx.wait_until(cx.now() + self.idle);
+        Step::WouldBlock
+    }
+    fn kind(&self) -> &'static str {
+        "idle"
+    }
+}
+
 /// Waits for one wake (or a deadline, if given), then finishes.
 #[derive(Debug)]
 pub struct WaitForWake {
