@@ -20,6 +20,9 @@ pub struct ReadBuffer {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// True when the last read filled less than the room it was offered: the socket had nothing
+    /// more at that moment, so another read before the next readiness event would only say EAGAIN.
+    drained: bool,
 }
 
 impl ReadBuffer {
@@ -29,7 +32,21 @@ impl ReadBuffer {
             buf: vec![0; capacity.max(16)],
             start: 0,
             end: 0,
+            drained: false,
         }
+    }
+
+    /// True if the last read took everything the socket had (it returned less than the free
+    /// space). Like nginx, the connection then waits for readiness instead of reading again:
+    /// the speculative read would almost always fail with EAGAIN, one wasted system call per
+    /// wake. Level-triggered readiness reports any bytes that arrived since.
+    pub fn socket_drained(&self) -> bool {
+        self.drained
+    }
+
+    /// Forgets what the last read said about the socket (on a new wake, it may have more).
+    pub fn forget_drained(&mut self) {
+        self.drained = false;
     }
 
     /// The unconsumed bytes.
@@ -109,9 +126,11 @@ impl ReadBuffer {
                 ));
             }
         }
+        let room = self.buf.len() - self.end;
         let step = stream.read(&mut self.buf[self.end..])?;
         if let Step::Ready(n) = step {
             self.end += n;
+            self.drained = n > 0 && n < room;
         }
         Ok(step)
     }

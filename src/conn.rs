@@ -205,7 +205,12 @@ impl Connection {
             .limits
             .max_head
             .saturating_add(READ_BUFFER_INITIAL);
-        match self.input.read_from(&self.stream, limit) {
+        let read = if self.input.socket_drained() {
+            Ok(Step::WouldBlock)
+        } else {
+            self.input.read_from(&self.stream, limit)
+        };
+        match read {
             Ok(Step::Ready(0)) => {
                 // The client closed; a partial head is abandoned, not answered.
                 self.state = State::Closing;
@@ -350,6 +355,9 @@ impl Connection {
             self.input
                 .consume_at(req.head_len, req.body_at - req.head_len);
             req.body_at = req.head_len;
+        }
+        if self.input.socket_drained() {
+            return false;
         }
         let limit = self.config.limits.max_head.saturating_add(64 * 1024);
         match self.input.read_from(&self.stream, limit) {
@@ -598,6 +606,7 @@ impl Coroutine for Connection {
 
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         self.req.now = cx.now();
+        self.input.forget_drained();
         if self.check_shutdown(cx) {
             return Step::Ready(());
         }

@@ -226,6 +226,11 @@ impl RequestHead {
         std::str::from_utf8(self.method.of(buf)).unwrap_or_default()
     }
 
+    /// The method's bytes, for comparisons that need no `&str`.
+    pub fn method_bytes<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
+        self.method.of(buf)
+    }
+
     /// The request target as sent: not decoded, possibly raw UTF-8 or other bytes above 0x7F.
     pub fn target<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         self.target.of(buf)

@@ -144,7 +144,7 @@ impl RequestState {
         };
         self.response = ResponseState::NotStarted;
         self.keep_alive = self.head.keep_alive() && !self.closing;
-        self.is_head = self.head.method(head_bytes) == "HEAD";
+        self.is_head = self.head.method_bytes(head_bytes) == b"HEAD";
         self.script_len = 0;
         self.status = 0;
         self.body_bytes_sent = 0;
@@ -486,35 +486,40 @@ fn write_head(
     headers: &[(&str, &str)],
     body_len: Option<u64>,
 ) -> Result<(), OutputError> {
+    // One reservation for the whole head: the status line, the app's headers and the server's
+    // own (Content-Length, Date, Server, Connection) then append without growing the buffer.
+    let app_headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    out.reserve(app_headers + SERVER_HEAD_RESERVE);
     response::write_status_line(out, status);
     let mut declared: Option<u64> = None;
     let mut has_date = false;
     let mut has_server = false;
     for &(name, value) in headers {
-        if name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(OutputError::FramingHeader);
-        }
-        if name.eq_ignore_ascii_case("connection") {
-            // Hop-by-hop: the server writes its own; the app may only ask to close.
-            if value
-                .split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("close"))
-            {
-                req.keep_alive = false;
+        match ServerHeader::of(name) {
+            Some(ServerHeader::TransferEncoding) => return Err(OutputError::FramingHeader),
+            Some(ServerHeader::Connection) => {
+                // Hop-by-hop: the server writes its own; the app may only ask to close.
+                if value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+                {
+                    req.keep_alive = false;
+                }
+                continue;
             }
-            continue;
-        }
-        if name.eq_ignore_ascii_case("content-length") {
-            if body_len.is_some() {
-                continue; // `respond` writes the true length below.
+            Some(ServerHeader::ContentLength) => {
+                if body_len.is_some() {
+                    continue; // `respond` writes the true length below.
+                }
+                match parse_decimal(value) {
+                    Some(n) => declared = Some(n),
+                    None => return Err(OutputError::InvalidHeader),
+                }
             }
-            match parse_decimal(value) {
-                Some(n) => declared = Some(n),
-                None => return Err(OutputError::InvalidHeader),
-            }
+            Some(ServerHeader::Date) => has_date = true,
+            Some(ServerHeader::Server) => has_server = true,
+            None => {}
         }
-        has_date |= name.eq_ignore_ascii_case("date");
-        has_server |= name.eq_ignore_ascii_case("server");
         response::write_header(out, name, value.as_bytes())
             .map_err(|_| OutputError::InvalidHeader)?;
     }
@@ -555,6 +560,42 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
     req.status = status;
     Ok(())
+}
+
+/// Room for what the server adds to a head besides the app's headers: the longest status line,
+/// `Content-Length` of a `u64`, `Date`, `Server`, `Connection` or `Transfer-Encoding`, and the
+/// blank line.
+const SERVER_HEAD_RESERVE: usize = 256;
+
+/// The response headers the server writes or polices itself; every other name passes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ServerHeader {
+    /// Framing is the server's job: refused from an app.
+    TransferEncoding,
+    /// Hop-by-hop: only its `close` is honoured.
+    Connection,
+    /// A declared length the server checks the body against.
+    ContentLength,
+    /// Written by the server unless the app has its own.
+    Date,
+    /// Written by the server unless the app has its own.
+    Server,
+}
+
+impl ServerHeader {
+    /// Which server header `name` is, if any. The length is compared first, so an ordinary name
+    /// costs one comparison, not five case-insensitive ones.
+    fn of(name: &str) -> Option<ServerHeader> {
+        let (candidate, header) = match name.len() {
+            4 => ("date", ServerHeader::Date),
+            6 => ("server", ServerHeader::Server),
+            10 => ("connection", ServerHeader::Connection),
+            14 => ("content-length", ServerHeader::ContentLength),
+            17 => ("transfer-encoding", ServerHeader::TransferEncoding),
+            _ => return None,
+        };
+        name.eq_ignore_ascii_case(candidate).then_some(header)
+    }
 }
 
 /// A `Content-Length` value: decimal digits only (no sign, no spaces), no overflow.
