@@ -18,11 +18,11 @@ use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
 use asycamore::middleware::{AccessLog, access_log};
 use asycamore::pool::{self, ThreadPool};
-use asycamore::server::{self, Server, ServerOptions};
+use asycamore::server::{self, PollerKind, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
 
-/// asycamore: an HTTP/1.1 server built from hand-written coroutines over poll(2).
+/// asycamore: an HTTP/1.1 server built from hand-written coroutines over poll(2) or epoll(7).
 #[derive(FromArgs)]
 struct Args {
     /// address to listen on (default 127.0.0.1:8080)
@@ -46,6 +46,12 @@ struct Args {
     /// seconds in-flight requests get to finish after SIGTERM or SIGINT (default 30)
     #[argh(option, default = "server::GRACE.as_secs_f64()")]
     grace: f64,
+
+    /// readiness backend of each worker's loop: epoll (the default on Linux: the cost of a turn
+    /// follows the connections that are ready) or poll (the executor's reference backend: it
+    /// follows the connections open)
+    #[argh(option, default = "PollerKind::default()")]
+    poller: PollerKind,
 
     /// print a profile at exit: time in poll vs in steps, events per wake, resumes per kind
     #[argh(switch)]
@@ -304,6 +310,7 @@ fn main() -> ExitCode {
             workers,
             max_connections: args.max_connections,
             grace: seconds("grace", args.grace)?,
+            poller: args.poller,
         };
         signal::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
         let server =

@@ -19,9 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use asycamore_executor::EpollPoller;
 use asycamore_executor::net::{Options, TcpListener};
 use asycamore_executor::service::Acceptor;
-use asycamore_executor::{Coroutine, Cx, Executor, Step, Waker};
+use asycamore_executor::{Coroutine, Cx, Executor, Poller, Step, Waker};
 
 use crate::config::Config;
 use crate::conn::Connection;
@@ -53,6 +55,41 @@ pub struct ServerOptions {
     pub max_connections: Option<usize>,
     /// See [`GRACE`].
     pub grace: Duration,
+    /// Where each worker's executor gets readiness from.
+    pub poller: PollerKind,
+}
+
+/// The readiness backend of the workers' executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollerKind {
+    /// `poll(2)`: the executor's reference backend; each turn costs time in proportion to the
+    /// connections open.
+    Poll,
+    /// `epoll(7)` (Linux): each turn costs time in proportion to the connections ready, so
+    /// thousands of idle keep-alive connections cost nothing. The default on Linux.
+    #[cfg(target_os = "linux")]
+    Epoll,
+}
+
+impl Default for PollerKind {
+    fn default() -> PollerKind {
+        #[cfg(target_os = "linux")]
+        return PollerKind::Epoll;
+        #[cfg(not(target_os = "linux"))]
+        return PollerKind::Poll;
+    }
+}
+
+impl std::str::FromStr for PollerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PollerKind, String> {
+        match s {
+            "poll" => Ok(PollerKind::Poll),
+            #[cfg(target_os = "linux")]
+            "epoll" => Ok(PollerKind::Epoll),
+            other => Err(format!("unknown poller {other:?} (expected epoll or poll)")),
+        }
+    }
 }
 
 impl ServerOptions {
@@ -65,6 +102,7 @@ impl ServerOptions {
             workers: 1,
             max_connections: None,
             grace: GRACE,
+            poller: PollerKind::default(),
         }
     }
 }
@@ -331,13 +369,42 @@ fn run_worker(
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
 ) -> io::Result<crate::stats::StatsSnapshot> {
+    match options.poller {
+        PollerKind::Poll => serve(
+            Executor::new()?,
+            place,
+            listener,
+            options,
+            shutdown,
+            make_app,
+        ),
+        #[cfg(target_os = "linux")]
+        PollerKind::Epoll => serve(
+            Executor::with_poller(EpollPoller::new()?)?,
+            place,
+            listener,
+            options,
+            shutdown,
+            make_app,
+        ),
+    }
+}
+
+/// [`run_worker`] on an executor over the chosen poller.
+fn serve<P: Poller>(
+    mut executor: Executor<P>,
+    place: &Placement,
+    listener: TcpListener,
+    options: &ServerOptions,
+    shutdown: &ShutdownHandle,
+    make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
+) -> io::Result<crate::stats::StatsSnapshot> {
     let Placement {
         index,
         local,
         max_connections,
         ..
     } = *place;
-    let mut executor = Executor::new()?;
     let stats = Rc::new(ServerStats::default());
     let worker_shutdown = Rc::new(WorkerShutdown {
         flag: Rc::new(Cell::new(false)),

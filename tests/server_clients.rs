@@ -119,6 +119,13 @@ fn a_bad_flag_exits_2_with_one_clear_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown app"));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .args(["--poller", "kqueue"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown poller"));
 }
 
 #[test]

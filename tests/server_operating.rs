@@ -161,3 +161,50 @@ fn healthz_answers_503_once_shutdown_has_begun() {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
 }
+
+/// Both readiness backends serve the same: keep-alive, a pipelined batch (with a body and a 404),
+/// several clients at once, and an idle connection closed by its timeout.
+#[test]
+fn the_poll_and_epoll_backends_serve_alike() {
+    for poller in ["poll", "epoll"] {
+        let server = spawn_server(&[
+            "--workers",
+            "1",
+            "--poller",
+            poller,
+            "--keepalive-timeout",
+            "0.5",
+        ]);
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let addr = server.addr;
+                std::thread::spawn(move || {
+                    let mut c = connect(addr);
+                    c.write_all(
+                        b"GET / HTTP/1.1\r\nHost: t\r\n\r\n\
+                          POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello\
+                          GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+                    )
+                    .unwrap();
+                    let mut r = Reader::new(c);
+                    let got = [r.response(), r.response(), r.response()];
+                    let summary: Vec<_> = got.iter().map(|g| (g.status, g.body.clone())).collect();
+                    (summary, r.closed())
+                })
+            })
+            .collect();
+        for c in clients {
+            let (summary, closed_when_idle) = c.join().unwrap();
+            assert_eq!(
+                summary,
+                [
+                    (200, b"Hello, World!".to_vec()),
+                    (200, b"hello".to_vec()),
+                    (404, b"not found\n".to_vec()),
+                ],
+                "{poller}"
+            );
+            assert!(closed_when_idle, "{poller}: the idle connection is closed");
+        }
+    }
+}

@@ -260,6 +260,8 @@ pub struct Executor<P: Poller = PollPoller> {
     woken: Vec<TaskId>,
     waits: Waits,
     spawned: Vec<Task>,
+    /// Descriptor numbers closed during the last resume (see [`crate::epoll::note_closed`]).
+    closed: Vec<RawFd>,
 }
 
 impl Executor<PollPoller> {
@@ -297,6 +299,7 @@ impl<P: Poller> Executor<P> {
             woken: Vec::new(),
             waits: Waits::default(),
             spawned: Vec::new(),
+            closed: Vec::new(),
         })
     }
 
@@ -664,10 +667,17 @@ impl<P: Poller> Executor<P> {
         let old = mem::take(&mut entry.waits);
         let old_timer = entry.timer.take();
 
+        // Numbers closed during this resume may name new sockets now (see `epoll`).
+        #[cfg(target_os = "linux")]
+        crate::epoll::take_closed(&mut self.closed);
         for &(fd, interest) in &new.fds {
             let before = old.fds.iter().find(|(f, _)| *f == fd).map(|&(_, i)| i);
             if self.owner(fd) != Some(id) {
                 self.claim(fd, id, interest)?;
+            } else if self.closed.contains(&fd) {
+                // Same number, perhaps another socket: register it afresh.
+                let _ = self.poller.deregister(fd);
+                self.poller.register(fd, interest)?;
             } else if before != Some(interest) {
                 self.poller.modify(fd, interest)?;
             }

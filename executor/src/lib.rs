@@ -9,7 +9,9 @@
 //!
 //! The [`Executor`] owns top-level tasks ([`Task`] = boxed coroutine) and runs a loop: resume the
 //! ready tasks (a bounded number per turn), poll the [`Poller`] until the nearest
-//! [deadline](timer), mark the tasks whose fds are ready, repeat. It counts what it does
+//! [deadline](timer), mark the tasks whose fds are ready, repeat. The poller is `poll(2)`
+//! ([`PollPoller`], the default) or, on Linux, `epoll(7)` ([`EpollPoller`], for many idle
+//! connections). It counts what it does
 //! ([`Executor::stats`]) and, when asked, records every scheduling decision in a trace
 //! ([`Executor::enable_trace`]) that tests assert on.
 //!
@@ -98,6 +100,8 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod echo;
+#[cfg(target_os = "linux")]
+pub mod epoll;
 pub mod executor;
 pub mod net;
 pub mod poller;
@@ -108,6 +112,8 @@ mod sys;
 pub mod timer;
 pub mod wake;
 
+#[cfg(target_os = "linux")]
+pub use epoll::EpollPoller;
 pub use executor::{Executor, Stats, StopHandle, TaskId, TraceEvent};
 pub use net::{TcpListener, TcpStream};
 pub use poller::{Event, PollPoller, Poller};

@@ -89,6 +89,13 @@ pub struct TcpListener {
     fd: OwnedFd,
 }
 
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        crate::epoll::note_closed(self.fd.as_raw_fd());
+    }
+}
+
 impl TcpListener {
     /// Binds and listens on `addr` with `SO_REUSEADDR` (so a restarted server can bind while old
     /// connections linger in `TIME_WAIT`) and, if asked, `SO_REUSEPORT`.
@@ -156,6 +163,14 @@ impl AsFd for TcpListener {
 #[derive(Debug)]
 pub struct TcpStream {
     fd: OwnedFd,
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        // Before the close: an epoll-based executor must not trust its record of this number.
+        #[cfg(target_os = "linux")]
+        crate::epoll::note_closed(self.fd.as_raw_fd());
+    }
 }
 
 /// How much [`TcpStream::read_to_spare`] reserves when the buffer is full.

@@ -1,5 +1,5 @@
 //! Readiness from the operating system: the [`Poller`] trait and its `poll(2)` backend
-//! [`PollPoller`].
+//! [`PollPoller`] (the `epoll(7)` backend is in [`crate::epoll`]).
 //!
 //! A poller keeps a set of registered file descriptors, each with an [`Interest`], and on
 //! [`Poller::poll`] reports which of them are ready. It also owns the clock ([`Poller::now`]), so
@@ -239,9 +239,7 @@ impl Poller for PollPoller {
         if let Some(n) = &self.notifier {
             return Ok(Arc::clone(n) as Arc<dyn Notify>);
         }
-        let eventfd = Arc::new(EventFd {
-            fd: sys::eventfd()?,
-        });
+        let eventfd = Arc::new(EventFd::new()?);
         self.register(eventfd.fd.as_raw_fd(), Interest::Readable)?;
         self.notifier = Some(Arc::clone(&eventfd));
         Ok(eventfd)
@@ -259,9 +257,22 @@ pub struct EventFd {
 }
 
 impl EventFd {
+    /// A new counter at zero (not readable).
+    pub(crate) fn new() -> io::Result<EventFd> {
+        Ok(EventFd {
+            fd: sys::eventfd()?,
+        })
+    }
+
     /// Makes the counter unreadable again; called by the poller when it sees it ready.
-    fn drain(&self) -> io::Result<()> {
+    pub(crate) fn drain(&self) -> io::Result<()> {
         sys::eventfd_drain(self.fd.as_raw_fd())
+    }
+}
+
+impl AsRawFd for EventFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 

@@ -58,6 +58,42 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: c_int) -> io::Result<us
     Ok(n as usize)
 }
 
+/// A close-on-exec `epoll(7)` instance.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: epoll_create1 takes no pointers.
+    let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+/// `epoll_ctl(2)`: adds, changes or removes `fd` in the `epoll` set, with `events` and the fd
+/// itself as the event's data.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_ctl(epoll: RawFd, op: c_int, fd: RawFd, events: u32) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events,
+        u64: fd as u64,
+    };
+    // SAFETY: `event` is a live local; the kernel only reads it (and ignores it for DEL).
+    cvt(unsafe { libc::epoll_ctl(epoll, op, fd, &mut event) })?;
+    Ok(())
+}
+
+/// `epoll_wait(2)` into the whole of `events`; returns how many were filled. `EINTR` is returned
+/// to the caller, which recomputes its timeout.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_wait(
+    epoll: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout_ms: c_int,
+) -> io::Result<usize> {
+    let max = c_int::try_from(events.len()).unwrap_or(c_int::MAX);
+    // SAFETY: the pointer and `max` describe a live, exclusively borrowed slice; the kernel
+    // writes at most `max` entries.
+    let n = cvt(unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), max, timeout_ms) })?;
+    Ok(n as usize)
+}
+
 /// A non-blocking, close-on-exec `eventfd(2)` counter.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use asycamore_executor::net::Stream;
 use asycamore_executor::sim::{Ready, SimPoller};
-use asycamore_executor::{Executor, PollPoller, Poller, Step, TraceEvent};
+use asycamore_executor::{EpollPoller, Executor, PollPoller, Poller, Step, TraceEvent};
 use util::{
     ByteReader, Counting, Forgetful, IdleTimeout, ReadableOrDeadline, Sleep, WaitForWake, Yielder,
     assert_trace,
@@ -32,6 +32,13 @@ fn sim(seed: u64) -> (Executor<SimPoller>, asycamore_executor::sim::Sim) {
 
 fn real() -> Executor<PollPoller> {
     let mut executor = Executor::new().unwrap();
+    executor.enable_trace();
+    executor
+}
+
+/// The same schedules hold on the `epoll(7)` backend.
+fn epoll() -> Executor<EpollPoller> {
+    let mut executor = Executor::with_poller(EpollPoller::new().unwrap()).unwrap();
     executor.enable_trace();
     executor
 }
@@ -106,6 +113,11 @@ fn readable_or_deadline_woken_by_readable() {
     let started = Instant::now();
     woken_by_readable(&mut executor, reader.as_raw_fd());
     assert!(started.elapsed() < 50 * MS);
+
+    let mut executor = epoll();
+    let started = Instant::now();
+    woken_by_readable(&mut executor, reader.as_raw_fd());
+    assert!(started.elapsed() < 50 * MS);
 }
 
 fn woken_by_deadline(executor: &mut Executor<impl Poller>, fd: RawFd) {
@@ -135,6 +147,11 @@ fn readable_or_deadline_woken_by_deadline() {
 
     let mut executor = real();
     let (_writer, reader) = util::tcp_pair();
+    let started = Instant::now();
+    woken_by_deadline(&mut executor, reader.as_raw_fd());
+    assert!(started.elapsed() >= 20 * MS, "a deadline never fires early");
+
+    let mut executor = epoll();
     let started = Instant::now();
     woken_by_deadline(&mut executor, reader.as_raw_fd());
     assert!(started.elapsed() >= 20 * MS, "a deadline never fires early");
@@ -258,6 +275,11 @@ fn a_yielding_task_shares_the_loop_with_an_fd_driven_one() {
     let (writer, reader) = util::tcp_pair();
     assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
     yield_and_fd(&mut executor, reader);
+
+    let mut executor = epoll();
+    let (writer, reader) = util::tcp_pair();
+    assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
+    yield_and_fd(&mut executor, reader);
 }
 
 fn stale_id(executor: &mut Executor<impl Poller>) {
@@ -289,6 +311,7 @@ fn stale_id(executor: &mut Executor<impl Poller>) {
 fn a_stale_task_id_is_ignored() {
     stale_id(&mut sim(1).0);
     stale_id(&mut real());
+    stale_id(&mut epoll());
 }
 
 fn cross_thread_wake(executor: &mut Executor<impl Poller>) {
@@ -315,6 +338,7 @@ fn cross_thread_wake(executor: &mut Executor<impl Poller>) {
 #[test]
 fn a_wake_from_another_thread() {
     cross_thread_wake(&mut real());
+    cross_thread_wake(&mut epoll());
     cross_thread_wake(&mut sim(1).0);
 }
 
