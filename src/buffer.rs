@@ -9,9 +9,16 @@ use std::io;
 use asycamore_executor::Step;
 use asycamore_executor::net::TcpStream;
 
-/// Initial size of a connection's read buffer. Big enough for a typical browser head and a small
-/// body; it grows (up to the head limit) only for larger heads.
-pub const READ_BUFFER_INITIAL: usize = 4 * 1024;
+/// Initial size of a connection's read buffer, kept by an idle connection. Big enough for a
+/// typical browser head (or a pipelined batch of small ones); it grows (up to the head limit)
+/// only for larger heads, and to [`BODY_READ_CAPACITY`] while a body streams in. Like nginx's
+/// 1 KiB `client_header_buffer_size`, it is small so that thousands of idle keep-alive
+/// connections cost little memory.
+pub const READ_BUFFER_INITIAL: usize = 2 * 1024;
+
+/// Size of a connection's read buffer while a request body streams in, so a large upload is read
+/// in pieces this big rather than a head buffer's worth per system call.
+pub const BODY_READ_CAPACITY: usize = 16 * 1024;
 
 /// Bytes read from a socket and not yet consumed, kept in `buf[start..end]`.
 #[derive(Debug)]
@@ -33,6 +40,23 @@ impl ReadBuffer {
             start: 0,
             end: 0,
             drained: false,
+        }
+    }
+
+    /// Grows the buffer to at least `capacity` bytes, keeping its contents.
+    pub fn reserve_capacity(&mut self, capacity: usize) {
+        if self.buf.len() < capacity {
+            self.buf.resize(capacity, 0);
+        }
+    }
+
+    /// Releases memory held beyond `keep` bytes when the buffer is empty (after a large head or a
+    /// body), so an idle connection holds only its initial buffer.
+    pub fn shrink_when_empty(&mut self, keep: usize) {
+        if self.is_empty() && self.buf.len() > keep {
+            self.buf = vec![0; keep.max(16)];
+            self.start = 0;
+            self.end = 0;
         }
     }
 
@@ -199,5 +223,27 @@ impl WriteBuffer {
             self.buf = Vec::with_capacity(keep);
             self.start = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_buffer_grows_keeping_its_bytes_and_shrinks_only_when_empty() {
+        let mut buf = ReadBuffer::with_capacity(READ_BUFFER_INITIAL);
+        buf.buf[..5].copy_from_slice(b"hello");
+        buf.end = 5;
+        buf.consume(1);
+        buf.reserve_capacity(BODY_READ_CAPACITY);
+        assert_eq!(buf.buf.len(), BODY_READ_CAPACITY);
+        assert_eq!(buf.data(), b"ello");
+        buf.shrink_when_empty(READ_BUFFER_INITIAL);
+        assert_eq!(buf.buf.len(), BODY_READ_CAPACITY, "not while bytes wait");
+        buf.consume(4);
+        buf.shrink_when_empty(READ_BUFFER_INITIAL);
+        assert_eq!(buf.buf.len(), READ_BUFFER_INITIAL);
+        assert!(buf.is_empty());
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use asycamore_executor::net::TcpStream;
 use asycamore_executor::{Coroutine, Cx, Step};
 
-use crate::buffer::{READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
+use crate::buffer::{BODY_READ_CAPACITY, READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::detect::{BodyEvent, HeadDetector};
 use crate::response;
@@ -200,6 +200,7 @@ impl Connection {
         if self.output.is_empty() {
             self.output.shrink_when_empty(IDLE_OUTPUT_CAPACITY);
         }
+        self.input.shrink_when_empty(READ_BUFFER_INITIAL);
         let limit = self
             .config
             .limits
@@ -359,6 +360,7 @@ impl Connection {
         if self.input.socket_drained() {
             return false;
         }
+        self.input.reserve_capacity(BODY_READ_CAPACITY);
         let limit = self.config.limits.max_head.saturating_add(64 * 1024);
         match self.input.read_from(&self.stream, limit) {
             // Full of bytes the handler has not taken yet: let it take them first.
