@@ -25,7 +25,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::poller::{Event, EventFd, Poller, timeout_ms};
+use crate::poller::{Event, EventFd, Poller, Remaining};
 use crate::step::Interest;
 use crate::sys;
 use crate::wake::Notify;
@@ -207,19 +207,9 @@ impl Poller for EpollPoller {
     }
 
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        // As in `PollPoller::poll`: an absolute deadline, so a signal neither shortens nor
-        // lengthens the wait.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut wait = Remaining::new(timeout);
         let n = loop {
-            let remaining = match (timeout, deadline) {
-                (None, _) | (Some(_), None) => None,
-                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-            };
-            match sys::epoll_wait(
-                self.epoll.as_raw_fd(),
-                &mut self.ready,
-                timeout_ms(remaining),
-            ) {
+            match sys::epoll_wait(self.epoll.as_raw_fd(), &mut self.ready, wait.next_ms()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -158,9 +158,9 @@ pub struct Stats {
     pub abandoned: u64,
     /// Timers armed (a deadline moved later keeps the armed one; see the module docs).
     pub timers_armed: u64,
-    /// Wall-clock time spent inside [`Poller::poll`].
+    /// Time spent inside [`Poller::poll`], on the poller's clock (virtual under the simulator).
     pub poll_time: Duration,
-    /// Wall-clock time spent resuming tasks.
+    /// Time spent resuming tasks, on the poller's clock.
     pub run_time: Duration,
     /// Resumes per [`Coroutine::kind`], in order of first appearance.
     pub resumes_by_kind: Vec<(&'static str, u64)>,
@@ -262,7 +262,14 @@ pub struct Executor<P: Poller = PollPoller> {
     spawned: Vec<Task>,
     /// Descriptor numbers closed during the last resume (see [`crate::epoll::note_closed`]).
     closed: Vec<RawFd>,
+    /// The poller's clock as last read. A turn reads it at its start, after the poll, every
+    /// [`RESUMES_PER_CLOCK_READ`] resumes and at its end, not once per resume and per timer: a
+    /// clock read costs as much as a small step, and far more where the kernel must be asked.
+    clock: Instant,
 }
+
+/// Resumes in a row that share one reading of the clock (see [`Cx::now`]).
+const RESUMES_PER_CLOCK_READ: usize = 16;
 
 impl Executor<PollPoller> {
     /// An executor over `poll(2)`.
@@ -281,6 +288,7 @@ impl<P: Poller> Executor<P> {
     /// If the poller cannot create its notifier.
     pub fn with_poller(mut poller: P) -> io::Result<Executor<P>> {
         let notify = poller.notifier()?;
+        let now = poller.now();
         Ok(Executor {
             poller,
             slots: Vec::new(),
@@ -300,6 +308,7 @@ impl<P: Poller> Executor<P> {
             waits: Waits::default(),
             spawned: Vec::new(),
             closed: Vec::new(),
+            clock: now,
         })
     }
 
@@ -329,7 +338,7 @@ impl<P: Poller> Executor<P> {
             if self.live == 0 {
                 return Ok(true);
             }
-            if self.is_stopped() || self.poller.now() >= deadline {
+            if self.is_stopped() || self.clock >= deadline {
                 return Ok(false);
             }
             self.turn_limited(Some(deadline))?;
@@ -512,7 +521,7 @@ impl<P: Poller> Executor<P> {
     }
 
     fn fire_timers(&mut self) {
-        let now = self.poller.now();
+        let now = self.clock;
         while let Some((timer, id)) = self.timers.pop_due(now) {
             let Some(entry) = self.entry_mut(id) else {
                 continue;
@@ -545,6 +554,7 @@ impl<P: Poller> Executor<P> {
             return Ok(());
         }
         self.stats.turns += 1;
+        self.clock = self.poller.now();
         self.collect_wakes();
         self.fire_timers();
 
@@ -558,12 +568,13 @@ impl<P: Poller> Executor<P> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            until.map(|d| d.saturating_duration_since(self.poller.now()))
+            until.map(|d| d.saturating_duration_since(self.clock))
         };
         let mut events = mem::take(&mut self.events);
-        let started = Instant::now();
+        let started = self.clock;
         let polled = self.poller.poll(&mut events, timeout);
-        self.stats.poll_time += started.elapsed();
+        self.clock = self.poller.now();
+        self.stats.poll_time += self.clock.saturating_duration_since(started);
         self.stats.polls += 1;
         self.stats.events += events.len() as u64;
         polled?;
@@ -581,14 +592,18 @@ impl<P: Poller> Executor<P> {
 
         let n = self.run_queue.len().min(self.budget);
         if n > 0 {
-            let started = Instant::now();
-            for _ in 0..n {
+            let started = self.clock;
+            for i in 1..=n {
                 let Some(id) = self.run_queue.pop_front() else {
                     break;
                 };
                 self.resume(id)?;
+                if i % RESUMES_PER_CLOCK_READ == 0 {
+                    self.clock = self.poller.now();
+                }
             }
-            self.stats.run_time += started.elapsed();
+            self.clock = self.poller.now();
+            self.stats.run_time += self.clock.saturating_duration_since(started);
         }
         Ok(())
     }
@@ -618,10 +633,9 @@ impl<P: Poller> Executor<P> {
         });
 
         self.waits.clear();
-        let now = self.poller.now();
         let step = {
             let mut cx = Cx::new(
-                now,
+                self.clock,
                 reason,
                 id,
                 &mut self.waits,

@@ -147,6 +147,40 @@ pub(crate) fn timeout_ms(timeout: Option<Duration>) -> c_int {
     }
 }
 
+/// A poll's timeout across retries after a signal: a retry waits only for what is left, so a
+/// signal neither shortens nor lengthens the total wait. Only a timed, non-zero wait reads the
+/// clock (once, and again on a retry): the zero-timeout polls of a busy loop read none.
+pub(crate) struct Remaining {
+    timeout: Option<Duration>,
+    started: Option<Instant>,
+    retried: bool,
+}
+
+impl Remaining {
+    /// Starts counting `timeout` (`None`: no limit).
+    pub(crate) fn new(timeout: Option<Duration>) -> Remaining {
+        let started = match timeout {
+            Some(t) if !t.is_zero() => Some(Instant::now()),
+            _ => None,
+        };
+        Remaining {
+            timeout,
+            started,
+            retried: false,
+        }
+    }
+
+    /// The timeout of the next attempt, in `poll(2)`'s milliseconds.
+    pub(crate) fn next_ms(&mut self) -> c_int {
+        let left = match (self.timeout, self.started) {
+            (Some(t), Some(started)) if self.retried => Some(t.saturating_sub(started.elapsed())),
+            (t, _) => t,
+        };
+        self.retried = true;
+        timeout_ms(left)
+    }
+}
+
 impl Poller for PollPoller {
     fn register(&mut self, fd: RawFd, interest: Interest) -> io::Result<()> {
         let slot = usize::try_from(fd)
@@ -186,17 +220,9 @@ impl Poller for PollPoller {
     }
 
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
-        // An absolute deadline, so a signal that interrupts the poll neither shortens nor
-        // lengthens the total wait: the retry waits only for what is left.
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let mut wait = Remaining::new(timeout);
         let mut ready = loop {
-            let remaining = match (timeout, deadline) {
-                (None, _) => None,
-                (Some(_), Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-                // Too far in the future to represent: effectively no limit.
-                (Some(_), None) => None,
-            };
-            match sys::poll(&mut self.fds, timeout_ms(remaining)) {
+            match sys::poll(&mut self.fds, wait.next_ms()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -295,6 +321,20 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_micros(1500))), 2);
         assert_eq!(timeout_ms(Some(Duration::from_millis(7))), 7);
         assert_eq!(timeout_ms(Some(Duration::from_secs(u64::MAX))), c_int::MAX);
+    }
+
+    #[test]
+    fn a_retry_waits_only_for_what_is_left() {
+        let mut zero = Remaining::new(Some(Duration::ZERO));
+        assert!(zero.started.is_none(), "no clock read for a zero timeout");
+        assert_eq!((zero.next_ms(), zero.next_ms()), (0, 0));
+        let mut forever = Remaining::new(None);
+        assert_eq!((forever.next_ms(), forever.next_ms()), (-1, -1));
+        let mut timed = Remaining::new(Some(Duration::from_secs(10)));
+        assert_eq!(timed.next_ms(), 10_000);
+        timed.started = Some(Instant::now() - Duration::from_secs(4));
+        let left = timed.next_ms();
+        assert!((5_000..=6_000).contains(&left), "{left}");
     }
 
     #[test]

@@ -217,7 +217,9 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// The executor's clock at the start of this resume (virtual under the simulator).
+    /// The executor's clock (virtual under the simulator), read after the turn's poll and again
+    /// every few resumes, not for each: it may lag real time by the few steps that ran before
+    /// this one in the same turn (microseconds), and never runs ahead of it.
     pub fn now(&self) -> Instant {
         self.now
     }
