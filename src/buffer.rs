@@ -50,11 +50,12 @@ impl ReadBuffer {
         }
     }
 
-    /// Releases memory held beyond `keep` bytes when the buffer is empty (after a large head or a
-    /// body), so an idle connection holds only its initial buffer.
-    pub fn shrink_when_empty(&mut self, keep: usize) {
-        if self.is_empty() && self.buf.len() > keep {
-            self.buf = vec![0; keep.max(16)];
+    /// When the buffer is empty and larger than `above` bytes (after a large head or a body), goes
+    /// back to `to` bytes, so an idle connection holds little. The gap between the two keeps a
+    /// connection whose pipelined batches slightly overflow `to` from reallocating every batch.
+    pub fn shrink_when_empty(&mut self, above: usize, to: usize) {
+        if self.is_empty() && self.buf.len() > above {
+            self.buf = vec![0; to.max(16)];
             self.start = 0;
             self.end = 0;
         }
@@ -239,10 +240,12 @@ mod tests {
         buf.reserve_capacity(BODY_READ_CAPACITY);
         assert_eq!(buf.buf.len(), BODY_READ_CAPACITY);
         assert_eq!(buf.data(), b"ello");
-        buf.shrink_when_empty(READ_BUFFER_INITIAL);
+        buf.shrink_when_empty(READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
         assert_eq!(buf.buf.len(), BODY_READ_CAPACITY, "not while bytes wait");
         buf.consume(4);
-        buf.shrink_when_empty(READ_BUFFER_INITIAL);
+        buf.shrink_when_empty(BODY_READ_CAPACITY, READ_BUFFER_INITIAL);
+        assert_eq!(buf.buf.len(), BODY_READ_CAPACITY, "not above the threshold");
+        buf.shrink_when_empty(2 * READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
         assert_eq!(buf.buf.len(), READ_BUFFER_INITIAL);
         assert!(buf.is_empty());
     }

@@ -200,7 +200,8 @@ impl Connection {
         if self.output.is_empty() {
             self.output.shrink_when_empty(IDLE_OUTPUT_CAPACITY);
         }
-        self.input.shrink_when_empty(READ_BUFFER_INITIAL);
+        self.input
+            .shrink_when_empty(2 * READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
         let limit = self
             .config
             .limits
