@@ -215,14 +215,10 @@ impl Poller for EpollPoller {
                 Err(e) => return Err(e),
             }
         };
-        let notifier_fd = self.notifier.as_ref().map(|n| n.as_raw_fd());
         for i in 0..n {
             let ready = self.ready[i];
             let (mask, fd) = (ready.events, ready.u64 as RawFd);
-            if Some(fd) == notifier_fd {
-                if let Some(notifier) = &self.notifier {
-                    notifier.drain()?;
-                }
+            if EventFd::consume_if_mine(&self.notifier, fd)? {
                 continue;
             }
             let bits = self.bits(fd);
@@ -252,13 +248,7 @@ impl Poller for EpollPoller {
     }
 
     fn notifier(&mut self) -> io::Result<Arc<dyn Notify>> {
-        if let Some(n) = &self.notifier {
-            return Ok(Arc::clone(n) as Arc<dyn Notify>);
-        }
-        let eventfd = Arc::new(EventFd::new()?);
-        self.register(eventfd.as_raw_fd(), Interest::Readable)?;
-        self.notifier = Some(Arc::clone(&eventfd));
-        Ok(eventfd)
+        EventFd::shared(self, |p| &mut p.notifier)
     }
 }
 

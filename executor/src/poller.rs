@@ -115,10 +115,6 @@ impl PollPoller {
         let slot = *self.index.get(usize::try_from(fd).ok()?)?;
         (slot != ABSENT).then_some(slot as usize)
     }
-
-    fn notifier_fd(&self) -> Option<RawFd> {
-        self.notifier.as_ref().map(|n| n.fd.as_raw_fd())
-    }
 }
 
 /// The `poll(2)` event bits for an interest. Errors and hang-ups need no bits: the kernel always
@@ -228,7 +224,6 @@ impl Poller for PollPoller {
                 Err(e) => return Err(e),
             }
         };
-        let notifier_fd = self.notifier_fd();
         for pollfd in &mut self.fds {
             if ready == 0 {
                 break;
@@ -238,10 +233,7 @@ impl Poller for PollPoller {
                 continue;
             }
             ready -= 1;
-            if Some(pollfd.fd) == notifier_fd {
-                if let Some(n) = &self.notifier {
-                    n.drain()?;
-                }
+            if EventFd::consume_if_mine(&self.notifier, pollfd.fd)? {
                 continue;
             }
             let error = revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
@@ -262,13 +254,7 @@ impl Poller for PollPoller {
     }
 
     fn notifier(&mut self) -> io::Result<Arc<dyn Notify>> {
-        if let Some(n) = &self.notifier {
-            return Ok(Arc::clone(n) as Arc<dyn Notify>);
-        }
-        let eventfd = Arc::new(EventFd::new()?);
-        self.register(eventfd.fd.as_raw_fd(), Interest::Readable)?;
-        self.notifier = Some(Arc::clone(&eventfd));
-        Ok(eventfd)
+        EventFd::shared(self, |p| &mut p.notifier)
     }
 }
 
@@ -290,9 +276,31 @@ impl EventFd {
         })
     }
 
-    /// Makes the counter unreadable again; called by the poller when it sees it ready.
-    pub(crate) fn drain(&self) -> io::Result<()> {
-        sys::eventfd_drain(self.fd.as_raw_fd())
+    /// The notifier a backend keeps in `slot(poller)`: created and registered for reading on
+    /// first use, shared afterwards.
+    pub(crate) fn shared<P: Poller>(
+        poller: &mut P,
+        slot: fn(&mut P) -> &mut Option<Arc<EventFd>>,
+    ) -> io::Result<Arc<dyn Notify>> {
+        if let Some(n) = slot(poller) {
+            return Ok(Arc::clone(n) as Arc<dyn Notify>);
+        }
+        let eventfd = Arc::new(EventFd::new()?);
+        poller.register(eventfd.as_raw_fd(), Interest::Readable)?;
+        *slot(poller) = Some(Arc::clone(&eventfd));
+        Ok(eventfd)
+    }
+
+    /// If `fd` is `notifier`'s, makes the counter unreadable again and returns true: its
+    /// readiness only interrupts the poll and is never reported.
+    pub(crate) fn consume_if_mine(notifier: &Option<Arc<EventFd>>, fd: RawFd) -> io::Result<bool> {
+        match notifier {
+            Some(n) if n.fd.as_raw_fd() == fd => {
+                sys::eventfd_drain(fd)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
