@@ -3,11 +3,14 @@
 //! Both are allocated once per connection and reused for every request on it. Consuming advances an
 //! offset instead of moving bytes; bytes are moved to the front only when room is needed at the end,
 //! so a pipelined batch of requests is parsed in place.
+//!
+//! Both work over any [`Stream`]: a real socket, or a simulated one under the simulator.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use asycamore_executor::Step;
-use asycamore_executor::net::TcpStream;
+use asycamore_executor::net::Stream;
 
 /// Initial size of a connection's read buffer, kept by an idle connection. Big enough for a
 /// typical browser head (or a pipelined batch of small ones); it grows (up to the head limit)
@@ -30,6 +33,20 @@ pub struct ReadBuffer {
     /// True when the last read filled less than the room it was offered: the socket had nothing
     /// more at that moment, so another read before the next readiness event would only say EAGAIN.
     drained: bool,
+    /// True once the peer's end of stream (or an error) was read: nothing more will arrive.
+    closed: bool,
+}
+
+/// What one [`ReadBuffer::read_from`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filled {
+    /// This many new bytes (at least one) were read.
+    Bytes(usize),
+    /// The peer closed its side: nothing more will arrive.
+    Closed,
+    /// The unconsumed bytes already fill the limit: the caller must take some (or answer with a
+    /// limit status) before anything more can be read.
+    Full,
 }
 
 impl ReadBuffer {
@@ -40,6 +57,7 @@ impl ReadBuffer {
             start: 0,
             end: 0,
             drained: false,
+            closed: false,
         }
     }
 
@@ -72,6 +90,17 @@ impl ReadBuffer {
     /// Forgets what the last read said about the socket (on a new wake, it may have more).
     pub fn forget_drained(&mut self) {
         self.drained = false;
+    }
+
+    /// True once the peer closed its side (or the socket failed): the bytes here are all there
+    /// will be.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Records that nothing more will arrive (the socket reported an error).
+    pub fn mark_closed(&mut self) {
+        self.closed = true;
     }
 
     /// The unconsumed bytes.
@@ -130,12 +159,13 @@ impl ReadBuffer {
     /// Reads once from `stream` into free space, first moving the unconsumed bytes to the front if
     /// the end of the buffer is full, and growing the buffer up to `limit` bytes if it is full.
     ///
-    /// Returns `Ready(0)` at end of stream; `Ready(n)` for `n` new bytes.
-    ///
     /// # Errors
-    /// Whatever `read(2)` reports; and an error of kind `OutOfMemory` when the unconsumed bytes
-    /// already fill `limit`, so the caller can answer with a limit status rather than read on.
-    pub fn read_from(&mut self, stream: &TcpStream, limit: usize) -> io::Result<Step<usize>> {
+    /// Whatever `read(2)` reports (the buffer is then marked closed).
+    pub fn read_from<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        limit: usize,
+    ) -> io::Result<Step<Filled>> {
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -145,27 +175,39 @@ impl ReadBuffer {
                 let grown = (self.buf.len() * 2).min(limit);
                 self.buf.resize(grown, 0);
             } else {
-                return Err(io::Error::new(
-                    io::ErrorKind::OutOfMemory,
-                    "read buffer full",
-                ));
+                return Ok(Step::Ready(Filled::Full));
             }
         }
         let room = self.buf.len() - self.end;
-        let step = stream.read(&mut self.buf[self.end..])?;
-        if let Step::Ready(n) = step {
-            self.end += n;
-            self.drained = n > 0 && n < room;
+        match stream.read(&mut self.buf[self.end..]) {
+            Ok(Step::Ready(0)) => {
+                self.closed = true;
+                Ok(Step::Ready(Filled::Closed))
+            }
+            Ok(Step::Ready(n)) => {
+                self.end += n;
+                self.drained = n < room;
+                Ok(Step::Ready(Filled::Bytes(n)))
+            }
+            Ok(Step::WouldBlock) => Ok(Step::WouldBlock),
+            Err(e) => {
+                self.closed = true;
+                Err(e)
+            }
         }
-        Ok(step)
     }
 }
 
-/// Bytes waiting to be written to a socket, kept in `buf[start..]`.
+/// Bytes waiting to be written to a socket, kept in `buf[start..]`, and how long they may wait.
+///
+/// While bytes are pending the buffer keeps a stall deadline: the moment the peer must have
+/// taken at least one more byte by (the write timeout after the last progress). Any progress
+/// pushes it back; an empty buffer has none.
 #[derive(Debug, Default)]
 pub struct WriteBuffer {
     buf: Vec<u8>,
     start: usize,
+    stall_deadline: Option<Instant>,
 }
 
 impl WriteBuffer {
@@ -174,7 +216,45 @@ impl WriteBuffer {
         WriteBuffer {
             buf: Vec::with_capacity(capacity),
             start: 0,
+            stall_deadline: None,
         }
+    }
+
+    /// When pending bytes must have moved by, if any are pending and a flush left them there.
+    pub fn stall_deadline(&self) -> Option<Instant> {
+        self.stall_deadline
+    }
+
+    /// True if bytes are pending and have not moved since the stall deadline passed.
+    pub fn stalled(&self, now: Instant) -> bool {
+        !self.is_empty() && self.stall_deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Flushes as [`WriteBuffer::flush_to`] does, keeping the stall deadline: pushed back to
+    /// `now + timeout` whenever bytes move (or first stay behind), dropped once empty. Returns
+    /// how many bytes went out.
+    ///
+    /// # Errors
+    /// As [`WriteBuffer::flush_to`].
+    pub fn flush_timed<S: Stream>(
+        &mut self,
+        stream: &mut S,
+        now: Instant,
+        timeout: Duration,
+    ) -> io::Result<usize> {
+        let before = self.len();
+        if before == 0 {
+            self.stall_deadline = None;
+            return Ok(0);
+        }
+        let flushed = self.flush_to(stream)?;
+        let written = before - self.len();
+        if flushed.is_ready() {
+            self.stall_deadline = None;
+        } else if written > 0 || self.stall_deadline.is_none() {
+            self.stall_deadline = Some(now + timeout);
+        }
+        Ok(written)
     }
 
     /// Number of bytes waiting.
@@ -204,7 +284,7 @@ impl WriteBuffer {
     ///
     /// # Errors
     /// Whatever `write(2)` reports (a reset peer, for one).
-    pub fn flush_to(&mut self, stream: &TcpStream) -> io::Result<Step<()>> {
+    pub fn flush_to<S: Stream>(&mut self, stream: &mut S) -> io::Result<Step<()>> {
         while self.start < self.buf.len() {
             match stream.write(&self.buf[self.start..])? {
                 Step::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),

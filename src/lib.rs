@@ -24,5 +24,6 @@ pub mod pool;
 pub mod response;
 pub mod server;
 pub mod service;
+pub mod shutdown;
 pub mod signal;
 pub mod stats;

@@ -5,29 +5,32 @@
 //! spreads new connections between them), its own [`App`] (made once per worker) and its own
 //! counters: nothing is shared between workers on the hot path.
 //!
-//! Shutdown, in order: [`ShutdownHandle::begin`] (from a signal thread, say) wakes every
-//! worker's shutdown watcher task, which stops the acceptor at once, marks the worker as shutting down
-//! (`/healthz` answers 503 from then on), and wakes every connection: an idle one closes, a busy
-//! one finishes its current response with `Connection: close`. The worker returns once its last
-//! connection is gone, or when the grace period ends (what remains is closed then).
+//! Shutdown (see [`crate::shutdown`]): [`ShutdownHandle::begin`] (from a signal thread, say)
+//! wakes every worker's shutdown watcher; the worker returns once its last connection is gone, or
+//! when the grace period ends (what remains is closed then).
+//!
+//! [`spawn_worker`] puts one worker's tasks on any executor, over any listener: the server runs
+//! it on a real poller and TCP listener, the simulation tests on the simulator's.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[cfg(target_os = "linux")]
 use asycamore_executor::EpollPoller;
-use asycamore_executor::net::{Options, TcpListener};
+use asycamore_executor::net::{Listener, Options, TcpListener};
 use asycamore_executor::service::Acceptor;
-use asycamore_executor::{Coroutine, Cx, Executor, Poller, Step, Waker};
+use asycamore_executor::{Executor, Poller, Task, Waker};
 
 use crate::config::Config;
 use crate::conn::Connection;
 use crate::service::{App, Peer};
+pub use crate::shutdown::ShutdownHandle;
+use crate::shutdown::{ShutdownWatcher, WorkerShutdown};
 use crate::stats::ServerStats;
 
 /// Default listen backlog: enough for a burst of thousands of connects while the loop is busy.
@@ -148,90 +151,6 @@ impl StatusBoard {
     /// Every worker's last published counters, by index.
     pub fn snapshots(&self) -> Vec<crate::stats::StatsSnapshot> {
         self.workers.lock().map(|w| w.clone()).unwrap_or_default()
-    }
-}
-
-/// Connections of one worker that want to hear about shutdown: the wakers of their tasks.
-#[derive(Default)]
-pub struct ConnectionRegistry {
-    wakers: RefCell<Vec<Option<Waker>>>,
-    free: RefCell<Vec<usize>>,
-}
-
-impl ConnectionRegistry {
-    /// Records a connection's waker; returns its slot, for [`ConnectionRegistry::remove`].
-    pub fn insert(&self, waker: Waker) -> usize {
-        let mut wakers = self.wakers.borrow_mut();
-        match self.free.borrow_mut().pop() {
-            Some(slot) => {
-                wakers[slot] = Some(waker);
-                slot
-            }
-            None => {
-                wakers.push(Some(waker));
-                wakers.len() - 1
-            }
-        }
-    }
-
-    /// Forgets a connection.
-    pub fn remove(&self, slot: usize) {
-        if let Some(entry) = self.wakers.borrow_mut().get_mut(slot)
-            && entry.take().is_some()
-        {
-            self.free.borrow_mut().push(slot);
-        }
-    }
-
-    /// Wakes every registered connection.
-    pub fn wake_all(&self) {
-        for waker in self.wakers.borrow().iter().flatten() {
-            waker.wake();
-        }
-    }
-}
-
-/// The shutdown state one worker's connections see.
-pub struct WorkerShutdown {
-    /// True once shutdown has begun.
-    pub flag: Rc<Cell<bool>>,
-    /// Connections to wake when it begins.
-    pub registry: ConnectionRegistry,
-}
-
-/// Begins a graceful shutdown of every worker, from any thread.
-#[derive(Clone, Default)]
-pub struct ShutdownHandle {
-    begun: Arc<AtomicBool>,
-    workers: Arc<Mutex<Vec<Waker>>>,
-}
-
-impl ShutdownHandle {
-    /// Begins shutdown (once; later calls do nothing).
-    pub fn begin(&self) {
-        if self.begun.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if let Ok(workers) = self.workers.lock() {
-            for waker in workers.iter() {
-                waker.wake();
-            }
-        }
-    }
-
-    /// True once [`ShutdownHandle::begin`] has been called.
-    pub fn has_begun(&self) -> bool {
-        self.begun.load(Ordering::Acquire)
-    }
-
-    fn register(&self, waker: Waker) {
-        if let Ok(mut workers) = self.workers.lock() {
-            workers.push(waker.clone());
-        }
-        // A shutdown that began before this worker registered still reaches it.
-        if self.has_begun() {
-            waker.wake();
-        }
     }
 }
 
@@ -406,10 +325,7 @@ fn serve<P: Poller>(
         ..
     } = *place;
     let stats = Rc::new(ServerStats::default());
-    let worker_shutdown = Rc::new(WorkerShutdown {
-        flag: Rc::new(Cell::new(false)),
-        registry: ConnectionRegistry::default(),
-    });
+    let worker_shutdown = Rc::new(WorkerShutdown::default());
     let worker = Worker {
         index,
         stats: Rc::clone(&stats),
@@ -417,38 +333,16 @@ fn serve<P: Poller>(
         shutting_down: Rc::clone(&worker_shutdown.flag),
     };
     let app = make_app(&worker);
-    let config = Rc::new(options.config.clone());
-
-    let stop_accepting = Arc::new(AtomicBool::new(false));
-    let factory = {
-        let stats = Rc::clone(&stats);
-        let worker_shutdown = Rc::clone(&worker_shutdown);
-        move |stream, remote| -> asycamore_executor::Task {
-            let peer = Peer { remote, local };
-            Box::new(
-                Connection::new(
-                    stream,
-                    peer,
-                    Rc::clone(&app),
-                    Rc::clone(&config),
-                    Rc::clone(&stats),
-                )
-                .with_shutdown(Rc::clone(&worker_shutdown)),
-            )
-        }
-    };
-    let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
-    if let Some(max) = max_connections {
-        acceptor = acceptor.with_max_connections(max);
-    }
-    let acceptor_id = executor.spawn(acceptor);
-    let acceptor_waker = executor.waker(acceptor_id);
-    let watcher = executor.spawn(ShutdownWatcher {
+    let setup = WorkerSetup {
+        app,
+        config: Rc::new(options.config.clone()),
+        stats: Rc::clone(&stats),
         shutdown: Rc::clone(&worker_shutdown),
-        stop_accepting,
-        acceptor: acceptor_waker,
-    });
-    shutdown.register(executor.waker(watcher));
+        local,
+        max_connections,
+    };
+    let watcher = spawn_worker(&mut executor, listener, setup);
+    shutdown.register(watcher);
 
     let mut grace_deadline: Option<Instant> = None;
     loop {
@@ -467,29 +361,66 @@ fn serve<P: Poller>(
     Ok(stats.snapshot())
 }
 
-/// Waits for the shutdown wake, then stops the acceptor and wakes every connection.
-struct ShutdownWatcher {
-    shutdown: Rc<WorkerShutdown>,
-    stop_accepting: Arc<AtomicBool>,
-    acceptor: Waker,
+/// What one worker serves, and with what: shared by all its connections.
+pub struct WorkerSetup {
+    /// The application, made once for this worker.
+    pub app: Rc<dyn App>,
+    /// Limits and timeouts.
+    pub config: Rc<Config>,
+    /// The worker's counters.
+    pub stats: Rc<ServerStats>,
+    /// The worker's shutdown state, which its connections and the watcher share.
+    pub shutdown: Rc<WorkerShutdown>,
+    /// The address connections are accepted on (`SERVER_PORT`, and `SERVER_NAME` without Host).
+    pub local: SocketAddr,
+    /// Live connections this worker allows; see [`ServerOptions::max_connections`].
+    pub max_connections: Option<usize>,
 }
 
-impl Coroutine for ShutdownWatcher {
-    type Output = ();
-
-    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
-        if cx.reason() != asycamore_executor::Reason::Wake {
-            cx.wait_wake();
-            return Step::WouldBlock;
+/// Spawns one worker's tasks on `executor`: the acceptor on `listener`, which starts a
+/// [`Connection`] task for each client, and the shutdown watcher. Returns the watcher's waker:
+/// wake it (through a [`ShutdownHandle`]) to begin this worker's graceful shutdown.
+pub fn spawn_worker<P, L>(executor: &mut Executor<P>, listener: L, setup: WorkerSetup) -> Waker
+where
+    P: Poller,
+    L: Listener + 'static,
+    L::Stream: 'static,
+{
+    let WorkerSetup {
+        app,
+        config,
+        stats,
+        shutdown,
+        local,
+        max_connections,
+    } = setup;
+    let stop_accepting = Arc::new(AtomicBool::new(false));
+    let factory = {
+        let shutdown = Rc::clone(&shutdown);
+        move |stream: L::Stream, remote| -> Task {
+            let peer = Peer { remote, local };
+            Box::new(
+                Connection::new(
+                    stream,
+                    peer,
+                    Rc::clone(&app),
+                    Rc::clone(&config),
+                    Rc::clone(&stats),
+                )
+                .with_shutdown(Rc::clone(&shutdown)),
+            )
         }
-        self.shutdown.flag.set(true);
-        self.stop_accepting.store(true, Ordering::Release);
-        self.acceptor.wake();
-        self.shutdown.registry.wake_all();
-        Step::Ready(())
+    };
+    let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
+    if let Some(max) = max_connections {
+        acceptor = acceptor.with_max_connections(max);
     }
-
-    fn kind(&self) -> &'static str {
-        "shutdown"
-    }
+    let acceptor_id = executor.spawn(acceptor);
+    let acceptor = executor.waker(acceptor_id);
+    let watcher = executor.spawn(ShutdownWatcher {
+        shutdown,
+        stop_accepting,
+        acceptor,
+    });
+    executor.waker(watcher)
 }

@@ -18,6 +18,7 @@ pub struct ServerStats {
     request_errors: Cell<u64>,
     timeouts: Cell<u64>,
     panics: Cell<u64>,
+    short_responses: Cell<u64>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
     executor: RefCell<Stats>,
@@ -44,6 +45,9 @@ pub struct StatsSnapshot {
     pub timeouts: u64,
     /// Handler panics caught.
     pub panics: u64,
+    /// Responses that ended before their declared `Content-Length` (the connection was closed
+    /// to tell the client).
+    pub short_responses: u64,
     /// Bytes read from clients' sockets.
     pub bytes_in: u64,
     /// Bytes written to clients' sockets.
@@ -98,6 +102,11 @@ impl ServerStats {
         bump(&self.panics);
     }
 
+    /// A response ended before its declared length.
+    pub fn short_response(&self) {
+        bump(&self.short_responses);
+    }
+
     /// `n` bytes were read from a client.
     pub fn bytes_read(&self, n: usize) {
         self.bytes_in.set(self.bytes_in.get() + n as u64);
@@ -139,6 +148,7 @@ impl ServerStats {
             request_errors: self.request_errors.get(),
             timeouts: self.timeouts.get(),
             panics: self.panics.get(),
+            short_responses: self.short_responses.get(),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
             executor: self.executor(),

@@ -123,10 +123,10 @@ impl App for StatusApp {
 }
 
 impl Handler for StatusHandler {
-    fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+    fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         ex.start_response(self.0, &[("Content-Type", "text/plain")])
             .unwrap();
-        let _ = ex.write(b"streamed body");
+        let _ = ex.write(b"streamed body", cx);
         Step::Ready(())
     }
 }
@@ -310,10 +310,10 @@ impl App for PanicApp {
 }
 
 impl Handler for PanicHandler {
-    fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+    fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         if self.0 {
             ex.start_response(200, &[]).unwrap();
-            let _ = ex.write(b"partial");
+            let _ = ex.write(b"partial", cx);
         }
         panic!("this handler fails on purpose");
     }

@@ -96,6 +96,80 @@ pub enum TraceEvent {
         /// The id the waker held.
         task: TaskId,
     },
+    /// A task returned `WouldBlock` and now waits for what it registered in its [`Cx`]
+    /// (recorded only with [`Executor::enable_trace_waits`]).
+    Suspended {
+        /// The task.
+        task: TaskId,
+        /// What it waits for.
+        waits: WaitSummary,
+    },
+}
+
+/// What a suspended task waits for, as the trace shows it: up to two descriptors (a connection
+/// waits on one, a proxying handler on two) and how many more, the deadline as time since the
+/// executor started (virtual under the simulator, so a trace replays byte for byte), a wake,
+/// a yield.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitSummary {
+    /// The first two descriptors waited on, in the order they were registered.
+    pub fds: [Option<(RawFd, Interest)>; 2],
+    /// Descriptors beyond those two.
+    pub more_fds: usize,
+    /// The deadline, as time since the executor was made.
+    pub deadline: Option<Duration>,
+    /// A [`Waker`] may resume it.
+    pub wake: bool,
+    /// It yielded.
+    pub yielded: bool,
+}
+
+impl WaitSummary {
+    fn of(waits: &Waits, start: Instant) -> WaitSummary {
+        let mut fds = [None; 2];
+        for (slot, &fd) in fds.iter_mut().zip(&waits.fds) {
+            *slot = Some(fd);
+        }
+        WaitSummary {
+            fds,
+            more_fds: waits.fds.len().saturating_sub(2),
+            deadline: waits.deadline.map(|d| d.saturating_duration_since(start)),
+            wake: waits.wake,
+            yielded: waits.yielded,
+        }
+    }
+}
+
+impl fmt::Display for WaitSummary {
+    /// `fd 7 readable, deadline @10.000000s, wake`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self
+            .fds
+            .iter()
+            .flatten()
+            .map(|&(fd, interest)| {
+                let what = match interest {
+                    Interest::Readable => "readable",
+                    Interest::Writable => "writable",
+                    Interest::Both => "readable+writable",
+                };
+                format!("fd {fd} {what}")
+            })
+            .collect();
+        if self.more_fds > 0 {
+            parts.push(format!("{} more fds", self.more_fds));
+        }
+        if let Some(d) = self.deadline {
+            parts.push(format!("deadline @{:.6}s", d.as_secs_f64()));
+        }
+        if self.wake {
+            parts.push("wake".into());
+        }
+        if self.yielded {
+            parts.push("yield".into());
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 impl fmt::Display for TraceEvent {
@@ -135,6 +209,7 @@ impl fmt::Display for TraceEvent {
                 write!(f, "{task} abandoned: WouldBlock with nothing to wait for")
             }
             TraceEvent::StaleWake { task } => write!(f, "{task} stale wake ignored"),
+            TraceEvent::Suspended { task, waits } => write!(f, "{task} waits: {waits}"),
         }
     }
 }
@@ -255,6 +330,12 @@ pub struct Executor<P: Poller = PollPoller> {
     budget: usize,
     stats: Stats,
     trace: Option<Vec<TraceEvent>>,
+    /// When each trace event happened, as time since `start` (parallel to `trace`).
+    trace_at: Vec<Duration>,
+    /// Whether the trace records what each suspended task waits for.
+    trace_waits: bool,
+    /// The poller's clock when the executor was made: the origin of trace times.
+    start: Instant,
     // Buffers reused every turn or resume.
     events: Vec<Event>,
     woken: Vec<TaskId>,
@@ -303,6 +384,9 @@ impl<P: Poller> Executor<P> {
             budget: DEFAULT_BUDGET,
             stats: Stats::default(),
             trace: None,
+            trace_at: Vec::new(),
+            trace_waits: false,
+            start: now,
             events: Vec::new(),
             woken: Vec::new(),
             waits: Waits::default(),
@@ -364,6 +448,16 @@ impl<P: Poller> Executor<P> {
         self.live == 0
     }
 
+    /// How many descriptors some task waits on (each registered with the poller once).
+    pub fn waited_fds(&self) -> usize {
+        self.fd_owner.iter().flatten().count()
+    }
+
+    /// How many timers are armed and have neither fired nor been cancelled.
+    pub fn armed_timers(&self) -> usize {
+        self.timers.len()
+    }
+
     /// A [`Waker`] for `task`, usable from any thread.
     pub fn waker(&self, task: TaskId) -> Waker {
         Waker::new(Arc::clone(&self.wake_queue), task)
@@ -397,6 +491,14 @@ impl<P: Poller> Executor<P> {
         self.trace.get_or_insert_with(Vec::new);
     }
 
+    /// Starts recording every scheduling decision and, after each resume that returns
+    /// `WouldBlock`, what the task now waits for ([`TraceEvent::Suspended`]): the trace then
+    /// says why each task sleeps as well as why it woke.
+    pub fn enable_trace_waits(&mut self) {
+        self.enable_trace();
+        self.trace_waits = true;
+    }
+
     /// The decisions recorded so far (empty unless [`Executor::enable_trace`] was called).
     pub fn trace(&self) -> &[TraceEvent] {
         self.trace.as_deref().unwrap_or(&[])
@@ -407,8 +509,20 @@ impl<P: Poller> Executor<P> {
         self.trace().iter().map(ToString::to_string).collect()
     }
 
+    /// The trace with the time of each decision, as time since the executor was made
+    /// (`@0.250000s t3 resumed: deadline`). Under the simulator the times are virtual, so the
+    /// same seed gives the same lines.
+    pub fn trace_lines_timed(&self) -> Vec<String> {
+        self.trace()
+            .iter()
+            .zip(&self.trace_at)
+            .map(|(event, at)| format!("@{:.6}s {event}", at.as_secs_f64()))
+            .collect()
+    }
+
     /// Empties the trace, returning what it held; recording continues.
     pub fn take_trace(&mut self) -> Vec<TraceEvent> {
+        self.trace_at.clear();
         self.trace.as_mut().map(mem::take).unwrap_or_default()
     }
 
@@ -430,6 +544,8 @@ impl<P: Poller> Executor<P> {
     fn record(&mut self, event: TraceEvent) {
         if let Some(trace) = &mut self.trace {
             trace.push(event);
+            self.trace_at
+                .push(self.clock.saturating_duration_since(self.start));
         }
     }
 
@@ -675,6 +791,10 @@ impl<P: Poller> Executor<P> {
     /// from the waits it had before.
     fn suspend(&mut self, id: TaskId) -> io::Result<()> {
         let new = mem::take(&mut self.waits);
+        if self.trace_waits {
+            let waits = WaitSummary::of(&new, self.start);
+            self.record(TraceEvent::Suspended { task: id, waits });
+        }
         let Some(entry) = self.entry_mut(id) else {
             return Ok(());
         };

@@ -114,7 +114,7 @@ pub mod wake;
 
 #[cfg(target_os = "linux")]
 pub use epoll::EpollPoller;
-pub use executor::{Executor, Stats, StopHandle, TaskId, TraceEvent};
+pub use executor::{Executor, Stats, StopHandle, TaskId, TraceEvent, WaitSummary};
 pub use net::{TcpListener, TcpStream};
 pub use poller::{Event, PollPoller, Poller};
 pub use service::Acceptor;

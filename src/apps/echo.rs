@@ -64,7 +64,7 @@ impl Handler for EchoHandler {
                 EchoHandler::Streaming { held, sent, ended } => {
                     // First write back what we hold.
                     while *sent < held.len() {
-                        match ex.write(&held[*sent..]) {
+                        match ex.write(&held[*sent..], cx) {
                             Ok(Step::Ready(n)) => *sent += n,
                             Ok(Step::WouldBlock) => return Step::WouldBlock,
                             Err(_) => {

@@ -95,7 +95,7 @@ impl App for Files {
 }
 
 impl Handler for FilesHandler {
-    fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+    fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         loop {
             match self {
                 FilesHandler::Start { root, list_dirs } => {
@@ -113,7 +113,7 @@ impl Handler for FilesHandler {
                 } => {
                     // First write what the buffer holds...
                     while *start < *end {
-                        match ex.write(&buf[*start..*end]) {
+                        match ex.write(&buf[*start..*end], cx) {
                             Ok(Step::Ready(n)) => *start += n,
                             // The client is behind: resumed when the output has drained.
                             Ok(Step::WouldBlock) => return Step::WouldBlock,

@@ -285,7 +285,7 @@ impl Handler for ProxyHandler {
                         Ok(wait) => wait,
                         Err(done) => return done,
                     };
-                    let down_wait = match self.relay_response(&upstream, &up, &mut down, ex) {
+                    let down_wait = match self.relay_response(&upstream, &up, &mut down, ex, cx) {
                         Ok(wait) => wait,
                         Err(done) => return done,
                     };
@@ -401,6 +401,7 @@ impl ProxyHandler {
         up: &Up,
         down: &mut Down,
         ex: &mut Exchange<'_>,
+        cx: &mut Cx<'_>,
     ) -> Result<Wait, Step<()>> {
         loop {
             match down {
@@ -464,7 +465,7 @@ impl ProxyHandler {
                 } => {
                     // First hand the client what we hold...
                     while *sent < held.len() {
-                        match ex.write(&held[*sent..]) {
+                        match ex.write(&held[*sent..], cx) {
                             Ok(Step::Ready(n)) => *sent += n,
                             Ok(Step::WouldBlock) => return Ok(Wait::Client),
                             Err(_) => return Err(cut_short(ex)),

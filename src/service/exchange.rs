@@ -1,251 +1,57 @@
 //! [`Exchange`]: what a handler holds on each resume — the request body as events and the response.
 //!
-//! The exchange does no I/O of its own. A body read that finds no complete event in the buffer
-//! asks the connection for more bytes (it registers the socket as readable and says
-//! `WouldBlock`); a write that finds the output above its high-water mark asks the connection to
-//! drain it (and says `WouldBlock`). The connection does the reading and writing between two
-//! resumes of the handler, so the handler's view of the buffers never changes under it.
+//! The exchange does no I/O of its own, but it keeps the step protocol's rule like any
+//! coroutine: when it answers `WouldBlock` it has registered in `cx` what wakes the handler. A
+//! body read that finds no complete event in the buffer registers the client's socket as
+//! readable (with the body timeout's deadline); a write that finds the output above its
+//! high-water mark registers it as writable (with the write-stall deadline). The connection sees
+//! those waits in `cx` when the handler returns, reads or flushes between two resumes of the
+//! handler, and resumes it at once if that was enough — so the handler's view of the buffers
+//! never changes under it, and the trace shows what every handler waits for.
 
-use std::fmt;
-use std::os::fd::AsRawFd;
+use std::mem;
+use std::os::fd::RawFd;
 use std::time::Instant;
 
-use asycamore_executor::net::TcpStream;
 use asycamore_executor::{Cx, Step};
 
 use crate::buffer::{ReadBuffer, WriteBuffer};
 use crate::config::Config;
-use crate::detect::{
-    BodyDecoder, BodyError, BodyEvent, BodyFraming, Limits, RequestHead, Trailers, Version,
-};
+use crate::conn::request::{Body, Expect, Framing, Persistence, Request, Response};
+use crate::detect::{BodyEvent, Trailers, Version};
 use crate::response;
 
 use super::environ::{Environ, Peer};
+use super::error::{InputError, OutputError};
 
-/// How the response body of the current request is being framed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ResponseState {
-    /// `start_response` has not been called yet.
-    NotStarted,
-    /// The head is written; body bytes are counted against a declared `Content-Length`.
-    Length {
-        /// Bytes still owed.
-        remaining: u64,
-    },
-    /// The head is written; body bytes go out as chunks (HTTP/1.1 without a length).
-    Chunked,
-    /// The head is written; the body ends when the connection closes (HTTP/1.0 without a length).
-    CloseDelimited,
-    /// The head is written and the response has no body (HEAD, 1xx, 204, 304): writes are dropped.
-    NoBody,
-    /// The body is complete.
-    Finished,
-}
-
-/// Where `Expect: 100-continue` stands for the current request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Continue {
-    /// The client did not ask for it (or it is HTTP/1.0, which has no 1xx).
-    NotExpected,
-    /// The client waits for `100 Continue` before sending the body; not sent yet.
-    Expected,
-    /// `100 Continue` has been queued.
-    Sent,
-}
-
-/// The state of one request between two resumes of its handler; owned by the connection.
-#[derive(Debug)]
-pub(crate) struct RequestState {
-    /// The parsed head, indexing into `input.data()[..head_len]`.
-    pub head: RequestHead,
-    /// Length of the head at the front of the read buffer.
-    pub head_len: usize,
-    /// Offset in the read buffer's data where the unconsumed body starts.
-    pub body_at: usize,
-    /// Body bytes handed to the handler by the last event; consumed at the next read.
-    pub pending_consume: usize,
-    /// The request body's decoder.
-    pub decoder: BodyDecoder,
-    /// True once the body's end event has been delivered (or there was no body).
-    pub body_done: bool,
-    /// True once the connection read end-of-stream from the client.
-    pub input_closed: bool,
-    /// When the handler waits for body bytes: the moment it gives up.
-    pub body_deadline: Option<Instant>,
-    /// The handler's last body read found no complete event.
-    pub wants_input: bool,
-    /// The handler's last write found the output full.
-    pub wants_room: bool,
-    /// Expect: 100-continue.
-    pub expect: Continue,
-    /// The response's framing.
-    pub response: ResponseState,
-    /// False once anything says the connection must close after this response.
-    pub keep_alive: bool,
-    /// The request was HEAD.
-    pub is_head: bool,
-    /// Bytes of the decoded path mounted as `SCRIPT_NAME`.
-    pub script_len: usize,
-    /// Status code sent (0 before the response starts).
-    pub status: u16,
-    /// Body bytes the handler wrote.
-    pub body_bytes_sent: u64,
-    /// The server is shutting down: the response says `Connection: close`.
-    pub closing: bool,
-    /// The executor's clock at the connection's current resume (for the cached `Date`).
-    pub now: Instant,
-}
-
-impl RequestState {
-    /// A state for a connection with these limits, before its first request.
-    pub fn new() -> RequestState {
-        RequestState {
-            head: RequestHead::default(),
-            head_len: 0,
-            body_at: 0,
-            pending_consume: 0,
-            decoder: BodyDecoder::new(BodyFraming::None, &Limits::default()),
-            body_done: true,
-            input_closed: false,
-            body_deadline: None,
-            wants_input: false,
-            wants_room: false,
-            expect: Continue::NotExpected,
-            response: ResponseState::NotStarted,
-            keep_alive: true,
-            is_head: false,
-            script_len: 0,
-            status: 0,
-            body_bytes_sent: 0,
-            closing: false,
-            now: Instant::now(),
-        }
-    }
-
-    /// Resets for a request whose head (`head_len` bytes, already parsed into `self.head`) is at the
-    /// front of the read buffer.
-    pub fn begin(&mut self, head_len: usize, config: &Config, head_bytes: &[u8]) {
-        let framing = self.head.framing();
-        self.head_len = head_len;
-        self.body_at = head_len;
-        self.pending_consume = 0;
-        self.decoder = BodyDecoder::new(framing, &config.limits);
-        self.body_done = self.decoder.is_done();
-        self.body_deadline = None;
-        self.wants_input = false;
-        self.wants_room = false;
-        self.expect = if self.head.expects_continue()
-            && self.head.version() == Version::Http11
-            && !self.body_done
-        {
-            Continue::Expected
-        } else {
-            Continue::NotExpected
-        };
-        self.response = ResponseState::NotStarted;
-        self.keep_alive = self.head.keep_alive() && !self.closing;
-        self.is_head = self.head.method_bytes(head_bytes) == b"HEAD";
-        self.script_len = 0;
-        self.status = 0;
-        self.body_bytes_sent = 0;
-    }
-
-    /// True once the response head has been written.
-    pub fn response_started(&self) -> bool {
-        self.response != ResponseState::NotStarted
-    }
-}
-
-/// Why a body read failed. After any of these the connection closes once the response is out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputError {
-    /// The body is malformed (bad chunk size, missing CRLF, over-long line...): a 400.
-    Malformed(BodyError),
-    /// The client closed the connection before the body ended.
-    Incomplete,
-    /// No body byte arrived within the body timeout: a 408.
-    Timeout,
-    /// The body is larger than the limit given to [`Exchange::read_to_end`]: a 413.
-    TooLarge,
-}
-
-impl InputError {
-    /// The status a handler should answer with (if it still can).
-    pub fn status(self) -> u16 {
-        match self {
-            InputError::Malformed(e) => e.status(),
-            InputError::Incomplete => 400,
-            InputError::Timeout => 408,
-            InputError::TooLarge => 413,
-        }
-    }
-}
-
-impl fmt::Display for InputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            InputError::Malformed(e) => write!(f, "malformed body: {}", e.reason()),
-            InputError::Incomplete => f.write_str("the client closed the connection mid-body"),
-            InputError::Timeout => f.write_str("the request body timed out"),
-            InputError::TooLarge => f.write_str("the request body is too large"),
-        }
-    }
-}
-
-impl std::error::Error for InputError {}
-
-/// Why a response could not be started or written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputError {
-    /// `start_response` was called twice.
-    AlreadyStarted,
-    /// A body write came before `start_response`.
-    NotStarted,
-    /// A header name or value would split the response (CR, LF, NUL, or a name that is not a
-    /// token), or the status is outside 200..=999 (1xx are the server's own).
-    InvalidHeader,
-    /// The handler set `Transfer-Encoding`: framing is the server's job.
-    FramingHeader,
-    /// More body bytes than the declared `Content-Length`.
-    TooLong,
-    /// The response is already complete.
-    Finished,
-}
-
-impl fmt::Display for OutputError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OutputError::AlreadyStarted => "the response was already started",
-            OutputError::NotStarted => "body written before start_response",
-            OutputError::InvalidHeader => "invalid status or header",
-            OutputError::FramingHeader => "Transfer-Encoding is set by the server, not the app",
-            OutputError::TooLong => "more body than the declared Content-Length",
-            OutputError::Finished => "the response is already complete",
-        })
-    }
-}
-
-impl std::error::Error for OutputError {}
+/// The interim response that tells a client waiting with `Expect: 100-continue` to send its
+/// body (RFC 9110 §15.2.1).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A handler's view of its request and response during one resume.
 pub struct Exchange<'a> {
-    pub(crate) stream: &'a TcpStream,
+    /// The client's socket, for the waits the exchange registers.
+    pub(crate) fd: RawFd,
     pub(crate) input: &'a ReadBuffer,
     pub(crate) output: &'a mut WriteBuffer,
-    pub(crate) req: &'a mut RequestState,
+    pub(crate) request: &'a mut Request,
     pub(crate) peer: &'a Peer,
     pub(crate) config: &'a Config,
+    /// The worker is shutting down: the response says `Connection: close`.
+    pub(crate) shutting_down: bool,
+    /// The executor's clock at this resume (for the cached `Date`).
+    pub(crate) now: Instant,
 }
 
 impl<'a> Exchange<'a> {
     /// The request's environ (CGI / PEP 3333 keys).
     pub fn environ(&self) -> Environ<'_> {
         Environ::new(
-            &self.input.data()[..self.req.head_len],
-            &self.req.head,
+            &self.input.data()[..self.request.head_len],
+            &self.request.head,
             self.peer,
         )
-        .with_script_len(self.req.script_len)
+        .with_script_len(self.request.script_len)
     }
 
     /// The server's settings (limits, timeouts).
@@ -257,58 +63,81 @@ impl<'a> Exchange<'a> {
     /// `Data`, then `End` with the trailer fields. A `Content-Length` body comes as one chunk; a
     /// request without a body gives `End` at once. After `End`, every call gives `End` again.
     ///
-    /// `WouldBlock` means no complete event is buffered: return `WouldBlock` from the handler
-    /// (the exchange has registered the socket in `cx`); the handler is resumed when bytes arrive.
+    /// A client that sent `Expect: 100-continue` is told to send its body (`100 Continue`) by the
+    /// first call, unless a final response has already started.
+    ///
+    /// `WouldBlock` means no complete event is buffered: return `WouldBlock` from the handler.
+    /// The exchange has registered the client's socket (readable) and the body timeout in `cx`;
+    /// the handler is resumed when bytes arrive.
     ///
     /// # Errors
-    /// [`InputError`] for a malformed body, a client that left, or the body timeout.
+    /// [`InputError`] for a malformed body, a client that left, or the body timeout; the same
+    /// error again on every later call.
     pub fn read_body(&mut self, cx: &mut Cx<'_>) -> Result<Step<BodyEvent<'_>>, InputError> {
-        self.req.body_at += std::mem::take(&mut self.req.pending_consume);
-        self.req.wants_input = false;
-        if self.req.body_done {
-            return Ok(Step::Ready(BodyEvent::End {
-                trailers: Trailers::empty(),
-            }));
+        let request = &mut *self.request;
+        if let Body::Unread(_) = request.body
+            && let Body::Unread(decoder) = mem::take(&mut request.body)
+        {
+            request.body = Body::Reading {
+                decoder,
+                at: request.head_len,
+                handed: 0,
+                deadline: None,
+            };
         }
-        if self.req.expect == Continue::Expected {
-            if !self.req.response_started() {
-                self.output
-                    .vec()
-                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
-            self.req.expect = Continue::Sent;
+        let Body::Reading {
+            decoder,
+            at,
+            handed,
+            deadline,
+        } = &mut request.body
+        else {
+            return match request.body {
+                Body::Failed(e) => Err(e),
+                _ => Ok(Step::Ready(BodyEvent::End {
+                    trailers: Trailers::empty(),
+                })),
+            };
+        };
+        if request.expect == Expect::Owed && !request.response.started() {
+            self.output.vec().extend_from_slice(CONTINUE);
+            request.expect = Expect::Sent;
         }
-        let req = &mut *self.req;
-        let data = self.input.data_from(req.body_at);
-        match req.decoder.decode(data) {
+        *at += mem::take(handed);
+        let input: &'a ReadBuffer = self.input;
+        match decoder.decode(input.data_from(*at)) {
             Err(e) => {
-                req.keep_alive = false;
-                Err(InputError::Malformed(e))
+                let e = InputError::Malformed(e);
+                request.body = Body::Failed(e);
+                Err(e)
             }
             Ok((consumed, Step::Ready(event))) => {
-                req.pending_consume = consumed;
-                req.body_deadline = None;
-                if matches!(event, BodyEvent::End { .. }) {
-                    req.body_done = true;
+                if let BodyEvent::End { .. } = event {
+                    let end = *at + consumed;
+                    request.body = Body::Drained { end };
+                } else {
+                    *handed = consumed;
+                    *deadline = None;
                 }
                 Ok(Step::Ready(event))
             }
             Ok((consumed, Step::WouldBlock)) => {
-                req.body_at += consumed;
-                if req.input_closed {
-                    req.keep_alive = false;
-                    return Err(InputError::Incomplete);
+                *at += consumed;
+                let now = cx.now();
+                let until = *deadline.get_or_insert(now + self.config.body_timeout);
+                let failed = if input.is_closed() {
+                    Some(InputError::Incomplete)
+                } else if now >= until {
+                    Some(InputError::Timeout)
+                } else {
+                    None
+                };
+                if let Some(e) = failed {
+                    request.body = Body::Failed(e);
+                    return Err(e);
                 }
-                let deadline = *req
-                    .body_deadline
-                    .get_or_insert_with(|| cx.now() + self.config.body_timeout);
-                if cx.now() >= deadline {
-                    req.keep_alive = false;
-                    return Err(InputError::Timeout);
-                }
-                req.wants_input = true;
-                cx.wait_readable(self.stream.as_raw_fd());
-                cx.wait_until(deadline);
+                cx.wait_readable(self.fd);
+                cx.wait_until(until);
                 Ok(Step::WouldBlock)
             }
         }
@@ -330,8 +159,7 @@ impl<'a> Exchange<'a> {
         if let Some(n) = self.environ().content_length()
             && n > limit as u64
         {
-            self.req.keep_alive = false;
-            return Err(InputError::TooLarge);
+            return Err(self.refuse_body(InputError::TooLarge));
         }
         loop {
             match self.read_body(cx)? {
@@ -339,8 +167,7 @@ impl<'a> Exchange<'a> {
                 Step::Ready(BodyEvent::End { .. }) => return Ok(Step::Ready(())),
                 Step::Ready(BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data)) => {
                     if into.len() + data.len() > limit {
-                        self.req.keep_alive = false;
-                        return Err(InputError::TooLarge);
+                        return Err(self.refuse_body(InputError::TooLarge));
                     }
                     into.extend_from_slice(data);
                 }
@@ -348,10 +175,24 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Gives up on the body with `e` (it is not read further; the connection closes after the
+    /// response).
+    fn refuse_body(&mut self, e: InputError) -> InputError {
+        self.request.body = Body::Failed(e);
+        e
+    }
+
     /// Starts the response: writes the status line and `headers` into the output, adding `Date`,
     /// the framing (`Content-Length` as declared, else `Transfer-Encoding: chunked` for HTTP/1.1,
     /// else the end of the connection for HTTP/1.0), and `Connection` as the keep-alive rules say.
     /// A `Connection: close` among `headers` closes the connection after this response.
+    ///
+    /// A streamed 2xx response to a client that is still waiting for `100 Continue` is preceded
+    /// by one: its content is yet to be written and the request is being acted upon, body
+    /// included (RFC 9110 §15.2.1), so a handler that streams its answer while it reads the body
+    /// (`echo`) never leaves the client waiting. Any other status, and a whole response given at
+    /// once with [`Exchange::respond`], is final without the body: no `100`, and the connection
+    /// closes after it, as the client may or may not send the body now (RFC 9110 §10.1.1).
     ///
     /// # Errors
     /// [`OutputError::AlreadyStarted`], [`OutputError::InvalidHeader`] (nothing is written then),
@@ -370,7 +211,7 @@ impl<'a> Exchange<'a> {
         headers: &[(&str, &str)],
         body_len: Option<u64>,
     ) -> Result<(), OutputError> {
-        if self.req.response_started() {
+        if self.request.response.started() {
             return Err(OutputError::AlreadyStarted);
         }
         if !(200..=999).contains(&status) {
@@ -378,24 +219,43 @@ impl<'a> Exchange<'a> {
         }
         let out = self.output.vec();
         let mark = out.len();
-        let result = write_head(out, self.req, status, headers, body_len);
+        let expect = self.request.expect;
+        if expect == Expect::Owed && body_len.is_none() && (200..300).contains(&status) {
+            out.extend_from_slice(CONTINUE);
+            self.request.expect = Expect::Sent;
+        }
+        let head = Head {
+            status,
+            headers,
+            body_len,
+            now: self.now,
+            shutting_down: self.shutting_down,
+        };
+        let result = write_head(out, self.request, &head);
         if result.is_err() {
             out.truncate(mark);
+            self.request.expect = expect;
+            self.request.response = Response::NotStarted;
         }
         result
     }
 
     /// Writes body bytes; returns how many were taken (all of them unless the output is nearly
-    /// full), or `WouldBlock` when the output is above its high-water mark — return `WouldBlock`
-    /// from the handler, and it is resumed when the peer has taken enough.
+    /// full), or `WouldBlock` when the output is above its high-water mark. Then return
+    /// `WouldBlock` from the handler: the exchange has registered the client's socket (writable)
+    /// and the write-stall deadline in `cx`, and the handler is resumed when the peer has taken
+    /// enough.
     ///
     /// # Errors
     /// [`OutputError::NotStarted`] before `start_response`, [`OutputError::TooLong`] past the
     /// declared length, [`OutputError::Finished`].
-    pub fn write(&mut self, data: &[u8]) -> Result<Step<usize>, OutputError> {
+    pub fn write(&mut self, data: &[u8], cx: &mut Cx<'_>) -> Result<Step<usize>, OutputError> {
         let high_water = self.config.output_high_water;
         if self.output.len() >= high_water && !data.is_empty() {
-            self.req.wants_room = true;
+            cx.wait_writable(self.fd);
+            if let Some(deadline) = self.output.stall_deadline() {
+                cx.wait_until(deadline);
+            }
             return Ok(Step::WouldBlock);
         }
         let n = data.len().min(high_water - self.output.len());
@@ -405,28 +265,37 @@ impl<'a> Exchange<'a> {
 
     /// Appends body bytes whatever the output's size (for bodies the handler holds anyway).
     fn put(&mut self, data: &[u8]) -> Result<(), OutputError> {
+        let request = &mut *self.request;
+        let mut framing = match request.response {
+            Response::NotStarted => return Err(OutputError::NotStarted),
+            Response::Complete(_) => return Err(OutputError::Finished),
+            Response::HeadSent(f) | Response::Streaming(f) => f,
+        };
         let out = self.output.vec();
-        match &mut self.req.response {
-            ResponseState::NotStarted => return Err(OutputError::NotStarted),
-            ResponseState::Finished => return Err(OutputError::Finished),
-            ResponseState::NoBody => {}
-            ResponseState::Length { remaining } => {
+        match &mut framing {
+            Framing::NoBody => {}
+            Framing::Length { remaining } => {
                 if data.len() as u64 > *remaining {
                     return Err(OutputError::TooLong);
                 }
                 *remaining -= data.len() as u64;
-                if !self.req.is_head {
+                if !request.is_head {
                     out.extend_from_slice(data);
                 }
             }
-            ResponseState::Chunked => {
-                if !data.is_empty() && !self.req.is_head {
+            Framing::Chunked => {
+                if !data.is_empty() && !request.is_head {
                     response::write_chunk(out, data);
                 }
             }
-            ResponseState::CloseDelimited => out.extend_from_slice(data),
+            Framing::CloseDelimited => out.extend_from_slice(data),
         }
-        self.req.body_bytes_sent += data.len() as u64;
+        if !data.is_empty() {
+            request.response = Response::Streaming(framing);
+        } else if let Response::HeadSent(f) = &mut request.response {
+            *f = framing;
+        }
+        request.body_bytes_sent += data.len() as u64;
         Ok(())
     }
 
@@ -439,76 +308,91 @@ impl<'a> Exchange<'a> {
             .and_then(|()| self.put(body));
         if let Err(e) = result {
             eprintln!("asycamore: handler response failed: {e}");
-            self.req.keep_alive = false;
+            self.request.close_requested = true;
         }
     }
 
     /// The status sent, or 0 before the response starts.
     pub fn status(&self) -> u16 {
-        self.req.status
+        self.request.status
     }
 
     /// Body bytes written so far (before framing).
     pub fn body_bytes_sent(&self) -> u64 {
-        self.req.body_bytes_sent
+        self.request.body_bytes_sent
     }
 
     /// True once `start_response` (or `respond`) has written the head.
     pub fn response_started(&self) -> bool {
-        self.req.response_started()
+        self.request.response.started()
     }
 
     /// Asks the server to close the connection after this response.
     pub fn close_after(&mut self) {
-        self.req.keep_alive = false;
+        self.request.close_requested = true;
     }
 
     /// Answers with `status` and a one-line text body if no response has started; otherwise
     /// marks the connection to close (the client sees a truncated response, not a wrong one).
+    ///
+    /// An answer that did start keeps the connection open when the request allows it, exactly as
+    /// any other response: its body was read to the end (or there was none), or is small enough
+    /// for the server to discard. A body that failed (malformed, cut short, too large) closes it.
     pub fn fail(&mut self, status: u16, reason: &str) {
-        self.req.keep_alive = false;
-        if !self.req.response_started() {
-            let body = format!("{reason}\n");
-            self.respond(
-                status,
-                &[("Content-Type", "text/plain; charset=utf-8")],
-                body.as_bytes(),
-            );
+        if self.request.response.started() {
+            self.request.close_requested = true;
+            return;
         }
+        let body = format!("{reason}\n");
+        self.respond(
+            status,
+            &[("Content-Type", "text/plain; charset=utf-8")],
+            body.as_bytes(),
+        );
     }
 }
 
-/// Writes a response head for the request in `req` and records its framing there.
+/// What a response head says, besides the request it answers.
+struct Head<'h> {
+    status: u16,
+    headers: &'h [(&'h str, &'h str)],
+    /// The whole body's length, when the response is given at once.
+    body_len: Option<u64>,
+    now: Instant,
+    shutting_down: bool,
+}
+
+/// Writes a response head for `request` and records its framing there.
 fn write_head(
     out: &mut Vec<u8>,
-    req: &mut RequestState,
-    status: u16,
-    headers: &[(&str, &str)],
-    body_len: Option<u64>,
+    request: &mut Request,
+    head: &Head<'_>,
 ) -> Result<(), OutputError> {
     // One reservation for the whole head: the status line, the app's headers and the server's
     // own (Content-Length, Date, Server, Connection) then append without growing the buffer.
-    let app_headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    let app_headers: usize = head
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
     out.reserve(app_headers + SERVER_HEAD_RESERVE);
-    response::write_status_line(out, status);
+    response::write_status_line(out, head.status);
     let mut declared: Option<u64> = None;
     let mut has_date = false;
     let mut has_server = false;
-    for &(name, value) in headers {
+    let mut close = false;
+    for &(name, value) in head.headers {
         match ServerHeader::of(name) {
             Some(ServerHeader::TransferEncoding) => return Err(OutputError::FramingHeader),
             Some(ServerHeader::Connection) => {
                 // Hop-by-hop: the server writes its own; the app may only ask to close.
-                if value
+                close |= value
                     .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("close"))
-                {
-                    req.keep_alive = false;
-                }
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"));
                 continue;
             }
             Some(ServerHeader::ContentLength) => {
-                if body_len.is_some() {
+                if head.body_len.is_some() {
                     continue; // `respond` writes the true length below.
                 }
                 match parse_decimal(value) {
@@ -524,41 +408,40 @@ fn write_head(
             .map_err(|_| OutputError::InvalidHeader)?;
     }
     // RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content.
-    let no_content = status == 204 || status == 304;
-    req.response = if no_content {
-        ResponseState::NoBody
-    } else if let Some(n) = body_len {
+    let framing = if head.status == 204 || head.status == 304 {
+        Framing::NoBody
+    } else if let Some(n) = head.body_len {
         response::write_content_length(out, n);
-        ResponseState::Length { remaining: n }
+        Framing::Length { remaining: n }
     } else if let Some(n) = declared {
-        ResponseState::Length { remaining: n }
-    } else if req.head.version() == Version::Http11 {
+        Framing::Length { remaining: n }
+    } else if request.head.version() == Version::Http11 {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        ResponseState::Chunked
+        Framing::Chunked
     } else {
         // RFC 9112 §6.3: a 1.0 client learns the end of an unsized body from the close.
-        req.keep_alive = false;
-        ResponseState::CloseDelimited
+        Framing::CloseDelimited
     };
-    if req.expect == Continue::Expected {
-        // Answered before the client was told to send its body: it may send it or not, so only a
-        // close keeps the next request's framing certain (RFC 9110 §10.1.1).
-        req.keep_alive = false;
-    }
     if !has_date {
-        response::write_date_header_at(out, req.now);
+        response::write_date_header_at(out, head.now);
     }
     if !has_server {
         out.extend_from_slice(b"Server: asycamore\r\n");
     }
-    if !req.keep_alive || req.closing {
-        req.keep_alive = false;
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if req.head.version() == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    request.close_requested |= close;
+    request.response = Response::HeadSent(framing);
+    match request.persistence(head.shutting_down) {
+        Persistence::Close(_) => {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        Persistence::KeepAlive => {
+            if request.head.version() == Version::Http10 {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+            }
+        }
     }
     out.extend_from_slice(b"\r\n");
-    req.status = status;
+    request.status = head.status;
     Ok(())
 }
 

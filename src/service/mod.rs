@@ -41,11 +41,12 @@
 //! ```
 
 mod environ;
+pub(crate) mod error;
 mod exchange;
 
 pub use environ::{Environ, Peer, percent_decode};
-pub(crate) use exchange::{Continue, RequestState, ResponseState};
-pub use exchange::{Exchange, InputError, OutputError};
+pub use error::{InputError, OutputError};
+pub use exchange::Exchange;
 
 use asycamore_executor::{Cx, Step};
 

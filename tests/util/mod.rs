@@ -242,28 +242,68 @@ pub fn free_port() -> u16 {
 }
 
 /// Runs the `asycamore` binary with `args` on a free port and waits until it accepts.
+///
+/// A port found free may be taken by another test's server (or an outgoing connection) before
+/// this one binds it, and a connect that succeeds may reach that other server. So the server is
+/// known to be up only once the listening socket on the port is one of the child's own
+/// descriptors; if the child exits instead (the port was taken), another port is tried.
 #[track_caller]
 pub fn spawn_server(args: &[&str]) -> Spawned {
-    let port = free_port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = Command::new(env!("CARGO_BIN_EXE_asycamore"))
-        .arg("--bind")
-        .arg(addr.to_string())
-        .arg("--quiet")
-        .args(args)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn asycamore");
-    let spawned = Spawned { child, addr };
-    let start = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..20 {
+        let port = free_port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let child = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+            .arg("--bind")
+            .arg(addr.to_string())
+            .arg("--quiet")
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn asycamore");
+        let mut spawned = Spawned { child, addr };
+        let start = Instant::now();
+        loop {
+            if spawned.child.try_wait().expect("try_wait").is_some() {
+                break; // it could not bind: try another port
+            }
+            if listens_on(spawned.child.id(), port) {
+                return spawned;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    spawned
+    panic!("no free port could be bound");
+}
+
+/// True if process `pid` holds a socket listening on 127.0.0.1:`port` (from `/proc/net/tcp`
+/// and the process's descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    // "sl local_address rem_address st ... inode": 0100007F:1F90 is 127.0.0.1:8080, 0A LISTEN.
+    let local = format!("0100007F:{port:04X}");
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&local.as_str()) && fields.get(3) == Some(&"0A"))
+                .then(|| fields.get(9).map(|s| format!("socket:[{s}]")))
+                .flatten()
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 /// Peak RSS a streaming server may reach, in KiB.

@@ -1,0 +1,683 @@
+//! The connection coroutine: one per client, from the first byte to the close.
+//!
+//! ```text
+//!            ┌──────────────── keep-alive ─────────────────┐
+//!            ▼                                             │
+//!      ReadingHead ──head──▶ Handling ──done──▶ (Draining) ─┘
+//!            │                  │                   │
+//!       bad head / 408     panic / close      over the limit / close
+//!            ▼                  ▼                   ▼
+//!         Closing ──flushed──▶ Lingering ──EOF or timeout──▶ Done
+//! ```
+//!
+//! Each state is a variant of [`State`] carrying what it needs (a head's deadline, the handler,
+//! the bytes a drain may still discard); each step takes the state and returns the next one
+//! ([`Next`]): go on at once, or wait, having registered in `cx` what wakes it. What the current
+//! request has done lives in [`request::Request`], whose [`Request::persistence`] is the one
+//! place that decides between keep-alive and close.
+//!
+//! Pipelining: every complete request already in the read buffer is answered before the next
+//! read, and the responses produced in one wake leave together in as few `write`s as the socket
+//! allows. Parsing stops while the output is above its high-water mark, so a client that pipelines
+//! without reading cannot grow the server's memory.
+//!
+//! The connection is generic over its transport ([`Stream`]): a `TcpStream` in the server, a
+//! simulated stream under the simulator (`tests/simulation.rs`), the same code monomorphized for
+//! each.
+//!
+//! [`Request::persistence`]: request::Request::persistence
+
+pub(crate) mod request;
+
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use asycamore_executor::net::Stream;
+use asycamore_executor::{Coroutine, Cx, Interest, Step};
+
+use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
+use crate::config::Config;
+use crate::response;
+use crate::service::error::InputError;
+use crate::service::{App, Environ, Exchange, Handler, Peer};
+use crate::shutdown::{Membership, WorkerShutdown};
+use crate::stats::ServerStats;
+
+use request::{Body, Framing, Persistence, Request, Response};
+
+/// Resumes of the handler (or head parses) in one resume of the connection before it yields, so
+/// one busy connection cannot hold the loop.
+const STEP_BUDGET: usize = 64;
+
+/// How long a closing connection keeps reading (and discarding) after it has sent its last byte,
+/// so the client reads the response before its unread request bytes make the kernel send a reset
+/// (RFC 9112 §9.6).
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Most bytes read and discarded while lingering.
+const LINGER_LIMIT: usize = 256 * 1024;
+
+/// Output capacity kept by an idle connection; more is released once flushed.
+const IDLE_OUTPUT_CAPACITY: usize = 4 * 1024;
+
+/// Room beyond the head limit that a body being read may fill the read buffer to.
+const BODY_READ_SLACK: usize = 64 * 1024;
+
+/// What the connection is doing.
+enum State {
+    /// Waiting for the next request head, or for the rest of one.
+    ReadingHead(HeadWait),
+    /// The application's handler is producing the response to the current request.
+    Handling(Box<dyn Handler>),
+    /// The response is complete but the request body is not: discarding up to `left` more bytes
+    /// so the next request can be read.
+    Draining {
+        /// Bytes that may still be discarded before giving up and closing.
+        left: u64,
+    },
+    /// Sending what is left of the output before closing.
+    Closing,
+    /// Output sent and the write side shut: reading until the client closes, or `until`.
+    Lingering {
+        /// When to stop waiting for the client's close.
+        until: Instant,
+        /// Bytes discarded so far.
+        discarded: usize,
+    },
+    /// Closed.
+    Done,
+}
+
+/// Which timeout runs while the connection waits for a head.
+#[derive(Debug, Clone, Copy)]
+enum HeadWait {
+    /// No byte of the next head yet. The keep-alive timeout runs from `since`: the moment the
+    /// output was all sent (while output is pending, the write timeout governs instead).
+    Idle {
+        /// When the connection became idle, once it has.
+        since: Option<Instant>,
+    },
+    /// Part of a head has arrived: it must be complete by `deadline` (the head timeout), else 408.
+    Started {
+        /// When the head timeout fires.
+        deadline: Instant,
+    },
+}
+
+/// What one step of a state asks the resume loop to do.
+enum Next {
+    /// Go on at once in this state.
+    Go(State),
+    /// Wait in this state: the step has registered in `cx` what wakes it.
+    Wait(State),
+}
+
+/// One client connection serving HTTP/1.x requests to an [`App`], over any [`Stream`].
+pub struct Connection<S> {
+    stream: S,
+    peer: Peer,
+    input: ReadBuffer,
+    output: WriteBuffer,
+    detector: crate::detect::HeadDetector,
+    request: Request,
+    state: State,
+    app: Rc<dyn App>,
+    config: Rc<Config>,
+    stats: Rc<ServerStats>,
+    /// The worker's shutdown, once the connection follows it.
+    shutdown: Option<Membership>,
+}
+
+impl<S: Stream> Connection<S> {
+    /// A connection serving `app` on an accepted `stream`.
+    pub fn new(
+        stream: S,
+        peer: Peer,
+        app: Rc<dyn App>,
+        config: Rc<Config>,
+        stats: Rc<ServerStats>,
+    ) -> Connection<S> {
+        stats.connection_opened();
+        let detector = crate::detect::HeadDetector::new(config.limits);
+        Connection {
+            stream,
+            peer,
+            input: ReadBuffer::with_capacity(READ_BUFFER_INITIAL),
+            output: WriteBuffer::with_capacity(0),
+            detector,
+            request: Request::default(),
+            state: State::ReadingHead(HeadWait::Idle { since: None }),
+            app,
+            config,
+            stats,
+            shutdown: None,
+        }
+    }
+
+    /// Makes the connection follow the worker's graceful shutdown: once it begins, an idle
+    /// connection closes and a busy one ends its current response with `Connection: close`.
+    pub fn with_shutdown(mut self, shutdown: Rc<WorkerShutdown>) -> Connection<S> {
+        self.shutdown = Some(Membership::new(shutdown));
+        self
+    }
+
+    fn shutting_down(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(Membership::has_begun)
+    }
+
+    /// One step of `state`.
+    fn step(&mut self, state: State, cx: &mut Cx<'_>) -> Next {
+        match state {
+            State::ReadingHead(wait) => self.read_head(wait, cx),
+            State::Handling(handler) => self.handle(handler, cx),
+            State::Draining { left } => self.drain(left, cx),
+            State::Closing => self.close(cx),
+            State::Lingering { until, discarded } => self.linger(until, discarded, cx),
+            State::Done => Next::Go(State::Done),
+        }
+    }
+
+    /// `ReadingHead`: parse the next head from the buffer, reading more when needed.
+    fn read_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next {
+        if self.output.len() >= self.config.output_high_water {
+            // Backpressure: no more requests until the client reads what it asked for.
+            return self.flush_or_wait(State::ReadingHead(wait), cx);
+        }
+        if self.shutting_down() && self.input.is_empty() && self.output.is_empty() {
+            // Idle when shutdown began (or became idle since): nothing is owed to anyone.
+            return Next::Go(State::Done);
+        }
+        match self
+            .detector
+            .detect(self.input.data(), &mut self.request.head)
+        {
+            Ok(Step::Ready(head_len)) => {
+                self.detector.reset();
+                self.begin_request(head_len)
+            }
+            Err(e) => {
+                self.stats.request_error(e.status());
+                Next::Go(self.error_response(e.status(), e.reason()))
+            }
+            Ok(Step::WouldBlock) => self.wait_for_head(wait, cx),
+        }
+    }
+
+    /// The buffer holds no complete head: flush what earlier requests produced, then read.
+    fn wait_for_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next {
+        if self.flush(cx).is_err() {
+            return Next::Go(State::Done);
+        }
+        if self.output.is_empty() {
+            self.output.shrink_when_empty(IDLE_OUTPUT_CAPACITY);
+        }
+        self.input
+            .shrink_when_empty(2 * READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
+        let limit = self
+            .config
+            .limits
+            .max_head
+            .saturating_add(READ_BUFFER_INITIAL);
+        let read = if self.input.socket_drained() {
+            Ok(Step::WouldBlock)
+        } else {
+            self.input.read_from(&mut self.stream, limit)
+        };
+        let now = cx.now();
+        match read {
+            // The client closed; a partial head is abandoned, not answered.
+            Ok(Step::Ready(Filled::Closed)) => Next::Go(State::Closing),
+            Ok(Step::Ready(Filled::Bytes(n))) => {
+                self.stats.bytes_read(n);
+                let wait = match wait {
+                    HeadWait::Idle { .. } => HeadWait::Started {
+                        deadline: now + self.config.head_timeout,
+                    },
+                    started => started,
+                };
+                Next::Go(State::ReadingHead(wait))
+            }
+            Ok(Step::Ready(Filled::Full)) => {
+                Next::Go(self.error_response(431, "request head too large"))
+            }
+            Ok(Step::WouldBlock) => {
+                let wait = match wait {
+                    HeadWait::Idle { since: None } if self.output.is_empty() => {
+                        HeadWait::Idle { since: Some(now) }
+                    }
+                    other => other,
+                };
+                let deadline = match wait {
+                    HeadWait::Idle { since } => since.map(|s| s + self.config.keepalive_timeout),
+                    HeadWait::Started { deadline } => Some(deadline),
+                };
+                if deadline.is_some_and(|d| now >= d) {
+                    self.stats.timeout();
+                    return Next::Go(match wait {
+                        HeadWait::Started { .. } => {
+                            self.error_response(408, "request head timed out")
+                        }
+                        HeadWait::Idle { .. } => State::Closing,
+                    });
+                }
+                if self.write_stalled(now) {
+                    return Next::Go(State::Done);
+                }
+                cx.wait_readable(self.stream.as_raw_fd());
+                if let Some(deadline) = deadline {
+                    cx.wait_until(deadline);
+                }
+                self.wait_output(cx);
+                Next::Wait(State::ReadingHead(wait))
+            }
+            Err(_) => Next::Go(State::Done),
+        }
+    }
+
+    /// A head of `head_len` bytes is at the front of the buffer: make the handler.
+    fn begin_request(&mut self, head_len: usize) -> Next {
+        let is_head = self.request.head.method_bytes(self.input.data()) == b"HEAD";
+        self.request.begin(head_len, &self.config, is_head);
+        self.stats.request_started();
+        let mut environ = Environ::new(
+            &self.input.data()[..head_len],
+            &self.request.head,
+            &self.peer,
+        );
+        let app = &self.app;
+        match catch_unwind(AssertUnwindSafe(|| app.handler(&mut environ))) {
+            Ok(handler) => {
+                let script_len = environ.script_len();
+                self.request.script_len = script_len;
+                Next::Go(State::Handling(handler))
+            }
+            Err(panic) => {
+                log_panic(&*panic);
+                self.stats.panic();
+                Next::Go(self.error_response(500, "internal server error"))
+            }
+        }
+    }
+
+    /// `Handling`: resume the handler until it finishes or waits.
+    fn handle(&mut self, mut handler: Box<dyn Handler>, cx: &mut Cx<'_>) -> Next {
+        let fd = self.stream.as_raw_fd();
+        let shutting_down = self.shutting_down();
+        for _ in 0..STEP_BUDGET {
+            cx.clear_waits();
+            let started = self.config.profile.then(Instant::now);
+            let step = {
+                let mut exchange = Exchange {
+                    fd,
+                    input: &self.input,
+                    output: &mut self.output,
+                    request: &mut self.request,
+                    peer: &self.peer,
+                    config: &self.config,
+                    shutting_down,
+                    now: cx.now(),
+                };
+                catch_unwind(AssertUnwindSafe(|| handler.resume(&mut exchange, cx)))
+            };
+            if let Some(started) = started {
+                self.stats.handler_step(handler.kind(), started.elapsed());
+            }
+            match step {
+                Ok(Step::Ready(())) => {
+                    cx.clear_waits();
+                    return Next::Go(self.finish_response(cx));
+                }
+                Err(panic) => {
+                    cx.clear_waits();
+                    log_panic(&*panic);
+                    self.stats.panic();
+                    return Next::Go(if self.request.response.started() {
+                        // The client sees a cut-short response, never a wrong one.
+                        State::Closing
+                    } else {
+                        self.error_response(500, "internal server error")
+                    });
+                }
+                Ok(Step::WouldBlock) => {}
+            }
+            // The handler waits. What it waits for on the client's socket the exchange has
+            // registered in `cx`: send what it wrote, and see whether that is here already.
+            let wants = cx
+                .waits()
+                .fds
+                .iter()
+                .find(|&&(f, _)| f == fd)
+                .map(|&(_, interest)| interest);
+            if self.flush(cx).is_err() {
+                return Next::Go(State::Done);
+            }
+            let room = wants.is_some_and(Interest::is_writable)
+                && self.output.len() < self.config.output_high_water;
+            let arrived = wants.is_some_and(Interest::is_readable) && self.fill_input();
+            if !room && !arrived {
+                if self.write_stalled(cx.now()) {
+                    return Next::Go(State::Done);
+                }
+                self.wait_output(cx);
+                return Next::Wait(State::Handling(handler));
+            }
+        }
+        cx.clear_waits();
+        cx.yield_now();
+        Next::Wait(State::Handling(handler))
+    }
+
+    /// Reads request-body bytes for a handler (or a drain) that waits for them. Returns true if
+    /// anything changed: bytes arrived, or the client closed.
+    fn fill_input(&mut self) -> bool {
+        let request = &mut self.request;
+        if self.input.is_full()
+            && let Body::Reading { at, handed, .. } = &mut request.body
+        {
+            // Drop the body bytes already handed out, keeping the head in front.
+            *at += mem::take(handed);
+            self.input
+                .consume_at(request.head_len, *at - request.head_len);
+            *at = request.head_len;
+        }
+        if self.input.socket_drained() || self.input.is_closed() {
+            return false;
+        }
+        self.input.reserve_capacity(BODY_READ_CAPACITY);
+        let limit = self.config.limits.max_head.saturating_add(BODY_READ_SLACK);
+        match self.input.read_from(&mut self.stream, limit) {
+            Ok(Step::Ready(Filled::Bytes(n))) => {
+                self.stats.bytes_read(n);
+                self.request.body.bytes_arrived();
+                true
+            }
+            // Closed (or failed): the reader hears it. Full of bytes not taken yet: let the
+            // reader take them first.
+            Ok(Step::Ready(Filled::Closed | Filled::Full)) | Err(_) => true,
+            Ok(Step::WouldBlock) => false,
+        }
+    }
+
+    /// The handler is done: end the body's framing and choose the next state.
+    fn finish_response(&mut self, cx: &mut Cx<'_>) -> State {
+        let framing = match self.request.response {
+            Response::NotStarted => {
+                eprintln!("asycamore: handler finished without a response");
+                return self.error_response(500, "internal server error");
+            }
+            Response::HeadSent(f) | Response::Streaming(f) | Response::Complete(f) => f,
+        };
+        if framing == Framing::Chunked && !self.request.is_head {
+            response::write_last_chunk(self.output.vec());
+        }
+        self.request.response = Response::Complete(framing);
+        if self.request.ended_short() {
+            // Fewer bytes than declared: the close that follows is all the client can be told.
+            self.stats.short_response();
+        }
+        self.stats.response(self.request.status);
+        self.after_response(cx)
+    }
+
+    /// The response is complete: close, discard the rest of the body, or read the next head, as
+    /// the request's persistence says.
+    fn after_response(&mut self, cx: &mut Cx<'_>) -> State {
+        match self.request.persistence(self.shutting_down()) {
+            Persistence::Close(_) => State::Closing,
+            Persistence::KeepAlive => match self.request.body {
+                Body::Drained { end } => self.next_request(end, cx),
+                _ => State::Draining {
+                    left: self.config.drain_limit,
+                },
+            },
+        }
+    }
+
+    /// Drops the finished request (whose bytes end at `end`) and waits for the next head.
+    fn next_request(&mut self, end: usize, cx: &mut Cx<'_>) -> State {
+        self.input.consume(end);
+        self.request.body = Body::Idle;
+        State::ReadingHead(if self.input.is_empty() {
+            HeadWait::Idle { since: None }
+        } else {
+            // Part of the next head came with this request.
+            HeadWait::Started {
+                deadline: cx.now() + self.config.head_timeout,
+            }
+        })
+    }
+
+    /// `Draining`: discard the unread rest of a body so the next request can be parsed.
+    fn drain(&mut self, left: u64, cx: &mut Cx<'_>) -> Next {
+        let left = match self.discard_buffered(left) {
+            Ok(left) => left,
+            // Drained (the next request follows) or failed (the connection closes).
+            Err(()) => return Next::Go(self.after_response(cx)),
+        };
+        if self.input.is_closed() {
+            self.request.body = Body::Failed(InputError::Incomplete);
+            return Next::Go(self.after_response(cx));
+        }
+        if self.flush(cx).is_err() {
+            return Next::Go(State::Done);
+        }
+        if self.fill_input() {
+            return Next::Go(State::Draining { left });
+        }
+        let now = cx.now();
+        let Body::Reading { deadline, .. } = &mut self.request.body else {
+            return Next::Go(self.after_response(cx));
+        };
+        let until = *deadline.get_or_insert(now + self.config.body_timeout);
+        if now >= until {
+            self.stats.timeout();
+            self.request.body = Body::Failed(InputError::Timeout);
+            return Next::Go(self.after_response(cx));
+        }
+        if self.write_stalled(now) {
+            return Next::Go(State::Done);
+        }
+        cx.wait_readable(self.stream.as_raw_fd());
+        cx.wait_until(until);
+        self.wait_output(cx);
+        Next::Wait(State::Draining { left })
+    }
+
+    /// Decodes and discards the body bytes in the buffer, at most `left` of them. `Ok` with what
+    /// may still be discarded when more bytes are needed; `Err` once the body is drained or has
+    /// failed (too long to discard, or malformed), as `self.request.body` then says.
+    fn discard_buffered(&mut self, mut left: u64) -> Result<u64, ()> {
+        let request = &mut self.request;
+        if let Body::Unread(_) = request.body
+            && let Body::Unread(decoder) = mem::take(&mut request.body)
+        {
+            request.body = Body::Reading {
+                decoder,
+                at: request.head_len,
+                handed: 0,
+                deadline: None,
+            };
+        }
+        let Body::Reading {
+            decoder,
+            at,
+            handed,
+            ..
+        } = &mut request.body
+        else {
+            return Err(());
+        };
+        *at += mem::take(handed);
+        loop {
+            let (consumed, step) = match decoder.decode(self.input.data_from(*at)) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    request.body = Body::Failed(InputError::Malformed(e));
+                    return Err(());
+                }
+            };
+            if consumed as u64 > left {
+                // The promise of keep-alive is not worth reading this much for.
+                request.body = Body::Failed(InputError::TooLarge);
+                return Err(());
+            }
+            left -= consumed as u64;
+            *at += consumed;
+            match step {
+                Step::Ready(crate::detect::BodyEvent::End { .. }) => {
+                    let end = *at;
+                    request.body = Body::Drained { end };
+                    return Err(());
+                }
+                Step::Ready(_) => {}
+                Step::WouldBlock => break,
+            }
+        }
+        // Room for more: everything after the head that was read is discarded.
+        self.input
+            .consume_at(request.head_len, *at - request.head_len);
+        *at = request.head_len;
+        Ok(left)
+    }
+
+    /// `Closing`: send what is left, then shut the write side and linger.
+    fn close(&mut self, cx: &mut Cx<'_>) -> Next {
+        let now = cx.now();
+        if self.flush(cx).is_err() {
+            return Next::Go(State::Done);
+        }
+        if self.output.is_empty() {
+            let _ = self.stream.shutdown_write();
+            return Next::Go(State::Lingering {
+                until: now + LINGER,
+                discarded: 0,
+            });
+        }
+        if self.write_stalled(now) {
+            return Next::Go(State::Done);
+        }
+        self.wait_output(cx);
+        Next::Wait(State::Closing)
+    }
+
+    /// `Lingering`: read and discard until the client closes or `until` passes.
+    fn linger(&mut self, until: Instant, mut discarded: usize, cx: &mut Cx<'_>) -> Next {
+        let mut scratch = [0u8; 4096];
+        loop {
+            if cx.now() >= until || discarded > LINGER_LIMIT {
+                return Next::Go(State::Done);
+            }
+            match self.stream.read(&mut scratch) {
+                Ok(Step::Ready(0)) | Err(_) => return Next::Go(State::Done),
+                Ok(Step::Ready(n)) => discarded += n,
+                Ok(Step::WouldBlock) => {
+                    cx.wait_readable(self.stream.as_raw_fd());
+                    cx.wait_until(until);
+                    return Next::Wait(State::Lingering { until, discarded });
+                }
+            }
+        }
+    }
+
+    /// Queues a short error response that closes the connection: nothing after it is parsed.
+    fn error_response(&mut self, status: u16, reason: &str) -> State {
+        response::write_error_response(self.output.vec(), status, reason);
+        self.stats.response(status);
+        State::Closing
+    }
+
+    /// Writes pending output, keeping its stall deadline.
+    fn flush(&mut self, cx: &mut Cx<'_>) -> std::io::Result<()> {
+        let written =
+            self.output
+                .flush_timed(&mut self.stream, cx.now(), self.config.write_timeout)?;
+        self.stats.bytes_written(written);
+        Ok(())
+    }
+
+    /// Flushes; if output stays above the high-water mark, waits in `state` for it to drain.
+    fn flush_or_wait(&mut self, state: State, cx: &mut Cx<'_>) -> Next {
+        if self.flush(cx).is_err() {
+            return Next::Go(State::Done);
+        }
+        if self.output.len() < self.config.output_high_water {
+            return Next::Go(state);
+        }
+        if self.write_stalled(cx.now()) {
+            return Next::Go(State::Done);
+        }
+        self.wait_output(cx);
+        Next::Wait(state)
+    }
+
+    /// If output is pending, asks to be woken when the socket takes more, or at the stall deadline.
+    fn wait_output(&mut self, cx: &mut Cx<'_>) {
+        if !self.output.is_empty() {
+            cx.wait_writable(self.stream.as_raw_fd());
+            if let Some(deadline) = self.output.stall_deadline() {
+                cx.wait_until(deadline);
+            }
+        }
+    }
+
+    /// True (and counted) if pending output has not moved for the write timeout: the client is
+    /// not reading, and the connection is dropped.
+    fn write_stalled(&mut self, now: Instant) -> bool {
+        let stalled = self.output.stalled(now);
+        if stalled {
+            self.stats.timeout();
+        }
+        stalled
+    }
+}
+
+impl<S: Stream> Coroutine for Connection<S> {
+    type Output = ();
+
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        self.input.forget_drained();
+        if let Some(shutdown) = &mut self.shutdown {
+            shutdown.watch(cx);
+        }
+        for _ in 0..STEP_BUDGET {
+            let state = mem::replace(&mut self.state, State::Done);
+            match self.step(state, cx) {
+                Next::Go(State::Done) => return Step::Ready(()),
+                Next::Go(state) => self.state = state,
+                Next::Wait(state) => {
+                    self.state = state;
+                    if self.shutdown.is_some() {
+                        // The shutdown watcher's wake reaches a connection in any state.
+                        cx.wait_wake();
+                    }
+                    return Step::WouldBlock;
+                }
+            }
+        }
+        cx.clear_waits();
+        cx.yield_now();
+        Step::WouldBlock
+    }
+
+    fn kind(&self) -> &'static str {
+        "connection"
+    }
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.stats.connection_closed();
+    }
+}
+
+/// Logs a caught panic's message.
+fn log_panic(panic: &(dyn std::any::Any + Send)) {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    eprintln!("asycamore: a handler panicked: {message}");
+}

@@ -1,0 +1,238 @@
+//! One request's progress, owned by its connection: where the body stands ([`Body`]), where the
+//! response stands ([`Response`]), whether `100 Continue` is owed ([`Expect`]), and — decided in
+//! one place, [`Request::persistence`] — whether the connection stays open after it.
+//!
+//! The connection makes a [`Request`] when a head is parsed and moves it through these states
+//! itself (reading and writing the socket); the handler moves it through the [`Exchange`]
+//! (`read_body`, `start_response`, `write`), which borrows it for one resume at a time.
+//!
+//! ```text
+//!  Body:      Unread ──first read──▶ Reading ──End──▶ Drained
+//!                 └──────────────────────┴──error──▶ Failed
+//!  Response:  NotStarted ──start──▶ HeadSent ──bytes──▶ Streaming ──handler done──▶ Complete
+//!  Expect:    None | Owed ──100 queued──▶ Sent
+//! ```
+//!
+//! [`Exchange`]: crate::service::Exchange
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::detect::{BodyDecoder, BodyFraming, RequestHead};
+use crate::service::error::InputError;
+
+/// The state of one request, from its parsed head to the end of its response.
+#[derive(Debug, Default)]
+pub(crate) struct Request {
+    /// The parsed head, as offsets into the first `head_len` bytes of the read buffer (reused
+    /// from one request to the next, keeping its allocation).
+    pub head: RequestHead,
+    /// Length of the head at the front of the read buffer.
+    pub head_len: usize,
+    /// The method is `HEAD`: the response has a head only (RFC 9110 §9.3.2).
+    pub is_head: bool,
+    /// Bytes of the decoded path mounted as `SCRIPT_NAME`.
+    pub script_len: usize,
+    /// Where the request body stands.
+    pub body: Body,
+    /// Where the response stands.
+    pub response: Response,
+    /// `Expect: 100-continue`.
+    pub expect: Expect,
+    /// The application asked to close after this response (`close_after`, a `Connection: close`
+    /// header, or a response it could not finish): a fact the persistence decision reads.
+    pub close_requested: bool,
+    /// Status code sent (0 before the response starts).
+    pub status: u16,
+    /// Body bytes the handler wrote (before framing).
+    pub body_bytes_sent: u64,
+}
+
+/// Where the request body stands. Offsets are into the read buffer's data, whose first
+/// `head_len` bytes stay the head while the body streams through the rest.
+#[derive(Debug, Default)]
+pub(crate) enum Body {
+    /// There is a body and nothing of it has been asked for yet.
+    Unread(BodyDecoder),
+    /// The handler (or the connection, draining) is reading it: the decoder, where its unread
+    /// bytes start, the bytes the last event handed out (dropped at the next read), and while
+    /// waiting for bytes, when to give up.
+    Reading {
+        /// The decoder, mid-body.
+        decoder: BodyDecoder,
+        /// Offset of the first byte not yet decoded.
+        at: usize,
+        /// Bytes the last event handed out, consumed at the next read.
+        handed: usize,
+        /// While waiting for bytes: the body timeout's deadline.
+        deadline: Option<Instant>,
+    },
+    /// No body, or its end has been read: the next request begins at `end`.
+    Drained {
+        /// Offset of the first byte after the body.
+        end: usize,
+    },
+    /// The body cannot be read (malformed, cut short, timed out, too large): the connection
+    /// closes after the response.
+    Failed(InputError),
+    /// Before the first request.
+    #[default]
+    Idle,
+}
+
+impl Body {
+    /// True once the body's end has been read (or there was none).
+    pub fn is_drained(&self) -> bool {
+        matches!(self, Body::Drained { .. })
+    }
+
+    /// Pushes back the body timeout: a byte has arrived.
+    pub fn bytes_arrived(&mut self) {
+        if let Body::Reading { deadline, .. } = self {
+            *deadline = None;
+        }
+    }
+}
+
+/// How the body of the response is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// A declared `Content-Length`; `remaining` bytes are still owed.
+    Length {
+        /// Bytes still owed.
+        remaining: u64,
+    },
+    /// Chunked transfer coding (HTTP/1.1 without a length).
+    Chunked,
+    /// The body ends when the connection closes (HTTP/1.0 without a length, RFC 9112 §6.3).
+    CloseDelimited,
+    /// No content (HEAD, 204, 304): body writes are counted and dropped.
+    NoBody,
+}
+
+/// Where the response stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Response {
+    /// Nothing written for this request yet.
+    #[default]
+    NotStarted,
+    /// The head is in the output; no body byte yet.
+    HeadSent(Framing),
+    /// Body bytes are going out.
+    Streaming(Framing),
+    /// The response is complete (a `Length` framing with bytes remaining ended short: only a
+    /// close tells the client then).
+    Complete(Framing),
+}
+
+impl Response {
+    /// True once the head has been written.
+    pub fn started(self) -> bool {
+        self != Response::NotStarted
+    }
+
+    /// The framing, once the head is written.
+    pub fn framing(self) -> Option<Framing> {
+        match self {
+            Response::HeadSent(f) | Response::Streaming(f) | Response::Complete(f) => Some(f),
+            Response::NotStarted => None,
+        }
+    }
+}
+
+/// Where `Expect: 100-continue` stands (RFC 9110 §10.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Expect {
+    /// Not asked for (or HTTP/1.0, which has no 1xx, or no body).
+    #[default]
+    None,
+    /// The client may be holding its body back until it sees `100 Continue`; not sent yet.
+    Owed,
+    /// `100 Continue` has been queued.
+    Sent,
+}
+
+/// Whether the connection stays open after the current response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Persistence {
+    /// Read the next request after this one.
+    KeepAlive,
+    /// Close once this response is out.
+    Close(CloseReason),
+}
+
+/// Why a connection closes after a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CloseReason {
+    /// HTTP/1.0 without `keep-alive`, or `Connection: close` (RFC 9112 §9.3).
+    ClientAsked,
+    /// The server is shutting down.
+    ShuttingDown,
+    /// The application asked.
+    AppAsked,
+    /// The request body could not be read: where the next request begins is unknown.
+    BodyFailed,
+    /// The client may still send a body it was never told to send, or may not: only a close
+    /// keeps the next request's framing certain (RFC 9110 §10.1.1).
+    BodyWithheld,
+    /// An HTTP/1.0 response without a length ends with the connection (RFC 9112 §6.3).
+    CloseDelimited,
+    /// The response ended before its declared length.
+    ShortResponse,
+}
+
+impl Request {
+    /// Resets for a request whose head (`head_len` bytes, already parsed into `self.head`) is at
+    /// the front of the read buffer; `is_head` if its method is `HEAD`.
+    pub fn begin(&mut self, head_len: usize, config: &Config, is_head: bool) {
+        let framing = self.head.framing();
+        self.head_len = head_len;
+        self.is_head = is_head;
+        self.script_len = 0;
+        self.body = match framing {
+            BodyFraming::None | BodyFraming::Length(0) => Body::Drained { end: head_len },
+            framing => Body::Unread(BodyDecoder::new(framing, &config.limits)),
+        };
+        self.response = Response::NotStarted;
+        self.expect = if self.head.expects_continue() && !self.body.is_drained() {
+            Expect::Owed
+        } else {
+            Expect::None
+        };
+        self.close_requested = false;
+        self.status = 0;
+        self.body_bytes_sent = 0;
+    }
+
+    /// The one place that decides whether the connection stays open after this response (hyper's
+    /// `try_keep_alive`, as one function): asked when the response head is written (to say
+    /// `Connection: close`) and again when the response is complete (to choose the next state),
+    /// from what is known by then.
+    pub fn persistence(&self, shutting_down: bool) -> Persistence {
+        let reason = if !self.head.keep_alive() {
+            CloseReason::ClientAsked
+        } else if shutting_down {
+            CloseReason::ShuttingDown
+        } else if self.close_requested {
+            CloseReason::AppAsked
+        } else if matches!(self.body, Body::Failed(_)) {
+            CloseReason::BodyFailed
+        } else if self.expect == Expect::Owed && !self.body.is_drained() {
+            CloseReason::BodyWithheld
+        } else if self.response.framing() == Some(Framing::CloseDelimited) {
+            CloseReason::CloseDelimited
+        } else if self.ended_short() {
+            CloseReason::ShortResponse
+        } else {
+            return Persistence::KeepAlive;
+        };
+        Persistence::Close(reason)
+    }
+
+    /// True if the response is complete with fewer body bytes than it declared (a response to
+    /// HEAD declares a length it never sends).
+    pub fn ended_short(&self) -> bool {
+        matches!(self.response, Response::Complete(Framing::Length { remaining }) if remaining > 0)
+            && !self.is_head
+    }
+}
