@@ -10,11 +10,12 @@
 //!         Closing ──flushed──▶ Lingering ──EOF or timeout──▶ Done
 //! ```
 //!
-//! Each state is a variant of [`State`] carrying what it needs (a head's deadline, the handler,
-//! the bytes a drain may still discard); each step takes the state and returns the next one
-//! ([`Next`]): go on at once, or wait, having registered in `cx` what wakes it. What the current
-//! request has done lives in [`request::Request`], whose [`Request::persistence`] is the one
-//! place that decides between keep-alive and close.
+//! Each state is a variant of a private `State` enum carrying what it needs (a head's deadline,
+//! the handler, the bytes a drain may still discard); each step takes the state and returns the
+//! next one: go on at once, or wait, having registered in `cx` what wakes it. What the current
+//! request has done lives in `request::Request` (the body's progress, the response's, whether
+//! `100 Continue` is owed), whose `persistence` method is the one place that decides between
+//! keep-alive and close.
 //!
 //! Pipelining: every complete request already in the read buffer is answered before the next
 //! read, and the responses produced in one wake leave together in as few `write`s as the socket
@@ -24,8 +25,6 @@
 //! The connection is generic over its transport ([`Stream`]): a `TcpStream` in the server, a
 //! simulated stream under the simulator (`tests/simulation.rs`), the same code monomorphized for
 //! each.
-//!
-//! [`Request::persistence`]: request::Request::persistence
 
 pub(crate) mod request;
 
