@@ -62,7 +62,7 @@ impl fmt::Display for TaskId {
 pub const DEFAULT_BUDGET: usize = 256;
 
 /// One scheduling decision, as recorded in the trace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TraceEvent {
     /// A task was added (it is queued with [`Reason::Spawned`]).
     Spawned {
@@ -95,6 +95,14 @@ pub enum TraceEvent {
     StaleWake {
         /// The id the waker held.
         task: TaskId,
+    },
+    /// What a task said it was doing, through [`Cx::note`] (recorded only with
+    /// [`Executor::enable_trace_waits`]).
+    Note {
+        /// The task.
+        task: TaskId,
+        /// What it said.
+        text: String,
     },
     /// A task returned `WouldBlock` and now waits for what it registered in its [`Cx`]
     /// (recorded only with [`Executor::enable_trace_waits`]).
@@ -175,6 +183,7 @@ impl fmt::Display for WaitSummary {
 impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            TraceEvent::Note { task, ref text } => write!(f, "{task}   {text}"),
             TraceEvent::Spawned { task, kind } => write!(f, "{task} spawned ({kind})"),
             TraceEvent::Resumed {
                 task,
@@ -336,6 +345,8 @@ pub struct Executor<P: Poller = PollPoller> {
     trace_waits: bool,
     /// The poller's clock when the executor was made: the origin of trace times.
     start: Instant,
+    /// Notes the running task wrote through [`Cx::note`], reused between resumes.
+    notes: Vec<String>,
     // Buffers reused every turn or resume.
     events: Vec<Event>,
     woken: Vec<TaskId>,
@@ -387,6 +398,7 @@ impl<P: Poller> Executor<P> {
             trace_at: Vec::new(),
             trace_waits: false,
             start: now,
+            notes: Vec::new(),
             events: Vec::new(),
             woken: Vec::new(),
             waits: Waits::default(),
@@ -758,8 +770,14 @@ impl<P: Poller> Executor<P> {
                 &mut self.spawned,
                 &self.wake_queue,
             );
+            if self.trace_waits {
+                cx = cx.with_notes(&mut self.notes);
+            }
             coroutine.resume(&mut cx)
         };
+        for text in mem::take(&mut self.notes) {
+            self.record(TraceEvent::Note { task: id, text });
+        }
         let mut spawned = mem::take(&mut self.spawned);
         for task in spawned.drain(..) {
             self.insert(task);

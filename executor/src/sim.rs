@@ -134,6 +134,20 @@ struct Endpoint {
     peer_closed: bool,
     /// The connection was reset: every operation fails.
     reset: bool,
+    /// When the peer last wrote bytes into `inbound` (virtual time since the start).
+    last_inbound_at: Option<Duration>,
+    /// When the peer shut down its writing side or went away.
+    peer_closed_at: Option<Duration>,
+    /// For the client end of a connection to a simulated listener: when the server accepted it.
+    accepted_at: Option<Duration>,
+}
+
+impl Endpoint {
+    /// Records the peer's end of stream at `now` (the first time only).
+    fn close_from_peer(&mut self, now: Duration) {
+        self.peer_closed = true;
+        self.peer_closed_at.get_or_insert(now);
+    }
 }
 
 /// Everything the poller and the simulated sockets share.
@@ -489,6 +503,18 @@ impl Sim {
         (self.stream(a), self.stream(b))
     }
 
+    /// Simulated sockets still open: connection ends and listeners (a test that ends with nothing
+    /// left behind expects 0).
+    pub fn open_sockets(&self) -> usize {
+        let world = self.world.borrow();
+        world.endpoints.len() + world.listeners.len()
+    }
+
+    /// Descriptors registered with the simulated poller now.
+    pub fn registered(&self) -> usize {
+        self.world.borrow().registered.len()
+    }
+
     /// A simulated listener; clients reach it with [`Sim::connect`].
     pub fn listener(&self) -> SimListener {
         let mut world = self.world.borrow_mut();
@@ -591,6 +617,7 @@ impl Stream for SimStream {
         }
         let short = world.rng.chance(faults.short_io);
         let pick = if short { world.rng.next_u64() } else { 0 };
+        let clock = world.clock;
         let peer = world.endpoints.get(&self.fd).and_then(|e| e.peer);
         let Some(peer) = peer.and_then(|p| world.endpoints.get_mut(&p)) else {
             return Err(io::Error::from_raw_os_error(libc::EPIPE));
@@ -604,25 +631,65 @@ impl Stream for SimStream {
             n = 1 + (pick % n as u64) as usize;
         }
         peer.inbound.extend(&buf[..n]);
+        peer.last_inbound_at = Some(clock);
         Ok(Step::Ready(n))
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         let mut world = self.world.borrow_mut();
+        let clock = world.clock;
         let peer = world.endpoints.get(&self.fd).and_then(|e| e.peer);
         if let Some(peer) = peer.and_then(|p| world.endpoints.get_mut(&p)) {
-            peer.peer_closed = true;
+            peer.close_from_peer(clock);
         }
         Ok(())
+    }
+}
+
+impl SimStream {
+    /// Resets the connection, as a peer that closes with unread data or `SO_LINGER` 0 does: both
+    /// ends fail every operation from now on (`ECONNRESET`).
+    pub fn reset(&self) {
+        self.world.borrow_mut().reset(self.fd);
+    }
+
+    /// When the other end shut down its writing side or went away, as virtual time since the
+    /// simulator started; `None` while it is open.
+    pub fn peer_closed_at(&self) -> Option<Duration> {
+        self.world
+            .borrow()
+            .endpoints
+            .get(&self.fd)
+            .and_then(|e| e.peer_closed_at)
+    }
+
+    /// For a stream made by [`Sim::connect`]: when the listener's owner accepted the other end,
+    /// as virtual time since the start; `None` until then.
+    pub fn accepted_at(&self) -> Option<Duration> {
+        self.world
+            .borrow()
+            .endpoints
+            .get(&self.fd)
+            .and_then(|e| e.accepted_at)
+    }
+
+    /// When the other end last wrote bytes to this one, as virtual time since the start.
+    pub fn last_received_at(&self) -> Option<Duration> {
+        self.world
+            .borrow()
+            .endpoints
+            .get(&self.fd)
+            .and_then(|e| e.last_inbound_at)
     }
 }
 
 impl Drop for SimStream {
     fn drop(&mut self) {
         let mut world = self.world.borrow_mut();
+        let clock = world.clock;
         let peer = world.endpoints.remove(&self.fd).and_then(|end| end.peer);
         if let Some(peer) = peer.and_then(|p| world.endpoints.get_mut(&p)) {
-            peer.peer_closed = true;
+            peer.close_from_peer(clock);
             peer.peer = None;
         }
         world.pending.remove(&self.fd);
@@ -665,6 +732,10 @@ impl Listener for SimListener {
             return Ok(Step::WouldBlock);
         };
         let peer = world.endpoints.get(&fd).and_then(|e| e.peer).unwrap_or(0);
+        let clock = world.clock;
+        if let Some(client) = world.endpoints.get_mut(&peer) {
+            client.accepted_at = Some(clock);
+        }
         // A made-up address that names the client end, for logs.
         let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, peer as u16));
         Ok(Step::Ready((

@@ -194,6 +194,8 @@ pub struct Cx<'a> {
     waits: &'a mut Waits,
     spawned: &'a mut Vec<Task>,
     wake_queue: &'a Arc<WakeQueue>,
+    /// Where [`Cx::note`] writes, when the executor's trace wants notes.
+    notes: Option<&'a mut Vec<String>>,
 }
 
 impl<'a> Cx<'a> {
@@ -214,6 +216,24 @@ impl<'a> Cx<'a> {
             waits,
             spawned,
             wake_queue,
+            notes: None,
+        }
+    }
+
+    /// The same context, collecting [`Cx::note`]s into `notes` (the executor does this when its
+    /// trace records them).
+    pub fn with_notes(mut self, notes: &'a mut Vec<String>) -> Cx<'a> {
+        self.notes = Some(notes);
+        self
+    }
+
+    /// Says what the task is doing, for the executor's trace: a connection notes the head it
+    /// parsed, the handler it resumes, the body event it hands over. `what` is called only while
+    /// the trace records notes ([`Executor::enable_trace_waits`](crate::Executor::enable_trace_waits)),
+    /// so a note costs one branch otherwise.
+    pub fn note(&mut self, what: impl FnOnce() -> String) {
+        if let Some(notes) = &mut self.notes {
+            notes.push(what());
         }
     }
 

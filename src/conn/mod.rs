@@ -194,9 +194,19 @@ impl<S: Stream> Connection<S> {
         {
             Ok(Step::Ready(head_len)) => {
                 self.detector.reset();
+                let (head, data) = (&self.request.head, self.input.data());
+                cx.note(|| {
+                    format!(
+                        "head of {head_len} bytes: {} {} {}",
+                        head.method(data),
+                        String::from_utf8_lossy(head.target(data)),
+                        head.version().as_str()
+                    )
+                });
                 self.begin_request(head_len)
             }
             Err(e) => {
+                cx.note(|| format!("bad head: {} {}", e.status(), e.reason()));
                 self.stats.request_error(e.status());
                 Next::Go(self.error_response(e.status(), e.reason()))
             }
@@ -229,6 +239,7 @@ impl<S: Stream> Connection<S> {
             // The client closed; a partial head is abandoned, not answered.
             Ok(Step::Ready(Filled::Closed)) => Next::Go(State::Closing),
             Ok(Step::Ready(Filled::Bytes(n))) => {
+                cx.note(|| format!("read {n} bytes"));
                 self.stats.bytes_read(n);
                 let wait = match wait {
                     HeadWait::Idle { .. } => HeadWait::Started {
@@ -256,9 +267,13 @@ impl<S: Stream> Connection<S> {
                     self.stats.timeout();
                     return Next::Go(match wait {
                         HeadWait::Started { .. } => {
+                            cx.note(|| "head timeout: 408".into());
                             self.error_response(408, "request head timed out")
                         }
-                        HeadWait::Idle { .. } => State::Closing,
+                        HeadWait::Idle { .. } => {
+                            cx.note(|| "keep-alive timeout: closing".into());
+                            State::Closing
+                        }
                     });
                 }
                 if self.write_stalled(now) {
@@ -307,6 +322,7 @@ impl<S: Stream> Connection<S> {
         for _ in 0..STEP_BUDGET {
             cx.clear_waits();
             let started = self.config.profile.then(Instant::now);
+            cx.note(|| format!("resume handler ({})", handler.kind()));
             let step = {
                 let mut exchange = Exchange {
                     fd,
@@ -326,6 +342,8 @@ impl<S: Stream> Connection<S> {
             match step {
                 Ok(Step::Ready(())) => {
                     cx.clear_waits();
+                    let status = self.request.status;
+                    cx.note(|| format!("handler done: {status}"));
                     return Next::Go(self.finish_response(cx));
                 }
                 Err(panic) => {
@@ -360,6 +378,7 @@ impl<S: Stream> Connection<S> {
                     return Next::Go(State::Done);
                 }
                 self.wait_output(cx);
+                cx.note(|| "handler waits".into());
                 return Next::Wait(State::Handling(handler));
             }
         }
@@ -549,6 +568,7 @@ impl<S: Stream> Connection<S> {
         }
         if self.output.is_empty() {
             let _ = self.stream.shutdown_write();
+            cx.note(|| "closing: write side shut, lingering".into());
             return Next::Go(State::Lingering {
                 until: now + LINGER,
                 discarded: 0,
@@ -592,6 +612,10 @@ impl<S: Stream> Connection<S> {
         let written =
             self.output
                 .flush_timed(&mut self.stream, cx.now(), self.config.write_timeout)?;
+        if written > 0 {
+            let left = self.output.len();
+            cx.note(|| format!("wrote {written} bytes ({left} left)"));
+        }
         self.stats.bytes_written(written);
         Ok(())
     }

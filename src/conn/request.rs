@@ -42,6 +42,9 @@ pub(crate) struct Request {
     /// The application asked to close after this response (`close_after`, a `Connection: close`
     /// header, or a response it could not finish): a fact the persistence decision reads.
     pub close_requested: bool,
+    /// What the response head told the client, once written: a head that said
+    /// `Connection: close` is a promise the connection keeps, whatever happens after.
+    pub announced: Option<Persistence>,
     /// Status code sent (0 before the response starts).
     pub status: u16,
     /// Body bytes the handler wrote (before framing).
@@ -200,6 +203,7 @@ impl Request {
             Expect::None
         };
         self.close_requested = false;
+        self.announced = None;
         self.status = 0;
         self.body_bytes_sent = 0;
     }
@@ -209,6 +213,9 @@ impl Request {
     /// `Connection: close`) and again when the response is complete (to choose the next state),
     /// from what is known by then.
     pub fn persistence(&self, shutting_down: bool) -> Persistence {
+        if let Some(close @ Persistence::Close(_)) = self.announced {
+            return close;
+        }
         let reason = if !self.head.keep_alive() {
             CloseReason::ClientAsked
         } else if shutting_down {

@@ -102,6 +102,7 @@ impl<'a> Exchange<'a> {
         if request.expect == Expect::Owed && !request.response.started() {
             self.output.vec().extend_from_slice(CONTINUE);
             request.expect = Expect::Sent;
+            cx.note(|| "100 Continue: the body is wanted".into());
         }
         *at += mem::take(handed);
         let input: &'a ReadBuffer = self.input;
@@ -112,6 +113,15 @@ impl<'a> Exchange<'a> {
                 Err(e)
             }
             Ok((consumed, Step::Ready(event))) => {
+                cx.note(|| match &event {
+                    BodyEvent::ChunkStart { size, data } => {
+                        format!("body: chunk of {size} bytes, {} at hand", data.len())
+                    }
+                    BodyEvent::Data(data) => format!("body: {} more bytes", data.len()),
+                    BodyEvent::End { trailers } => {
+                        format!("body: end, {} trailer fields", trailers.iter().count())
+                    }
+                });
                 if let BodyEvent::End { .. } = event {
                     let end = *at + consumed;
                     request.body = Body::Drained { end };
@@ -430,7 +440,8 @@ fn write_head(
     }
     request.close_requested |= close;
     request.response = Response::HeadSent(framing);
-    match request.persistence(head.shutting_down) {
+    let persistence = request.persistence(head.shutting_down);
+    match persistence {
         Persistence::Close(_) => {
             out.extend_from_slice(b"Connection: close\r\n");
         }
@@ -440,6 +451,7 @@ fn write_head(
             }
         }
     }
+    request.announced = Some(persistence);
     out.extend_from_slice(b"\r\n");
     request.status = head.status;
     Ok(())
