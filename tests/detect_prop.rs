@@ -132,7 +132,10 @@ fn request() -> impl Strategy<Value = Request> {
                 ";a",
                 ";name=value",
                 " ; q=\"x y\"",
-                ";[a-z]{1,20}=[a-z0-9]{0,20}"
+                ";[a-z]{1,20}=[a-z0-9]{1,20}",
+                // RFC 9112 §7.1.1: BWS around `;` and `=`, quoted strings with quoted-pairs.
+                "[ \t]{0,2};[ \t]{0,2}[a-z]{1,8}([ \t]{0,2}=[ \t]{0,2}[a-z0-9]{1,8})?",
+                ";[a-z]{1,8}=\"([ !#-\\[\\]-~]|\\\\[ -~]){0,12}\"",
             ],
             1..4,
         ),

@@ -70,7 +70,9 @@ mod uri;
 
 pub use crate::executor::Step;
 pub use body::{BodyDecoder, BodyError, BodyEvent, LengthDecoder};
-pub use chunked::{ChunkedDecoder, ChunkedError, ChunkedState, TrailerFields, Trailers};
+pub use chunked::{
+    ChunkedDecoder, ChunkedError, ChunkedState, ExtensionPart, TrailerFields, Trailers,
+};
 pub use framing::BodyFraming;
 pub use head::{HeadDetector, HeadError, RequestHead, Version};
 pub use uri::TargetForm;
