@@ -3,7 +3,9 @@
 
 mod detect_util;
 
-use asycamore::detect::{BodyDecoder, BodyError, BodyEvent, BodyFraming, ChunkedError, Limits};
+use asycamore::detect::{
+    BodyDecoder, BodyError, BodyEvent, BodyFraming, ChunkedError, Limits, MAX_REQUEST_BODY,
+};
 use asycamore::executor::Step;
 use detect_util::{BodySnapshot, decode_once, decode_shotgun, lossy};
 
@@ -107,7 +109,50 @@ fn chunked_accepted_table() {
             &[],
             23,
         ),
-        (b"5 \r\nhello\r\n0\r\n\r\n", &[(5, b"hello")], &[], 16),
+        // RFC 9112 §7.1.1: BWS around `;` and `=`, token and quoted-string values.
+        (
+            b"5 ;name=value\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            27,
+        ),
+        (
+            b"5; name = value\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            29,
+        ),
+        (
+            b"5;name=\"quoted\"\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            29,
+        ),
+        (
+            b"5 \t; a \t= \"x \\\" ; y\\\\\" \t;b;c=d\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            44,
+        ),
+        (b"5;a=\"\"\r\nhello\r\n0\r\n\r\n", &[(5, b"hello")], &[], 20),
+        (
+            b"5;a=\"caf\xc3\xa9\t\"\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            26,
+        ),
+        (
+            b"5;!#$%&'*+-.^_`|~=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            47,
+        ),
+        (
+            b"5;a;b;c\r\nhello\r\n0 ; last = \"1\"\r\n\r\n",
+            &[(5, b"hello")],
+            &[],
+            34,
+        ),
         (b"5\r\nhe\r\nl\r\n0\r\n\r\n", &[(5, b"he\r\nl")], &[], 15),
         (
             b"3\r\nabc\r\n0\r\nX-Checksum: 123\r\nX-Empty:\r\n\r\n",
@@ -121,10 +166,10 @@ fn chunked_accepted_table() {
             &[("Content-Length", b"5"), ("Host", b"x")],
             33,
         ),
-        (b"ffffffffffffffff\r\nab", &[(u64::MAX, b"ab")], &[], 20),
     ];
     for &(input, chunks, trailers, consumed) in cases {
-        let s = decode_shotgun(BodyFraming::Chunked, Limits::default(), input).unwrap();
+        let s = decode_shotgun(BodyFraming::Chunked, Limits::default(), input)
+            .unwrap_or_else(|e| panic!("{:?}: {e:?}", lossy(input)));
         let want: Vec<(u64, Vec<u8>)> = chunks.iter().map(|&(n, d)| (n, d.to_vec())).collect();
         assert_eq!(s.chunks, want, "{:?}", lossy(input));
         let want: Vec<(String, Vec<u8>)> = trailers
@@ -147,6 +192,7 @@ fn chunked_rejected_table() {
         (b"0x5\r\nhello\r\n0\r\n\r\n", InvalidSize),
         (b" 5\r\nhello\r\n0\r\n\r\n", InvalidSize),
         (b"5 5\r\nhello\r\n0\r\n\r\n", InvalidSize),
+        (b"5 \t a\r\nhello\r\n0\r\n\r\n", InvalidSize),
         (b"5g\r\nhello\r\n0\r\n\r\n", InvalidSize),
         (b"10000000000000000\r\n", SizeOverflow),
         (b"fffffffffffffffff\r\n", SizeOverflow),
@@ -155,6 +201,37 @@ fn chunked_rejected_table() {
         (b"5;a\nhello\r\n0\r\n\r\n", InvalidLineEnding),
         (b"5;a\x00\r\nhello\r\n0\r\n\r\n", InvalidExtension),
         (b"5;a\x7f\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        // RFC 9112 §7.1.1: whitespace only around `;` and `=`, names and values not empty.
+        (b"5 \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5\t\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"0 \r\n\r\n", InvalidExtension),
+        (b"5 x\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5; \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;;a\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a;\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;=v\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a= \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=b \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"b\" \r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a b\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=b c\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=b=c\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a==b\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a@b\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=b/c\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"b\"c\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=b\"c\"\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"b\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"b\\\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\xc3\xa9\r\nhello\r\n0\r\n\r\n", InvalidExtension),
+        (b"5;a=\"b\"\nhello\r\n0\r\n\r\n", InvalidLineEnding),
+        (b"5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n", InvalidLineEnding),
+        (b"5 \nhello\r\n0\r\n\r\n", InvalidLineEnding),
         (b"5\r\nhelloX\r\n0\r\n\r\n", MissingCrlf),
         (b"5\r\nhello\rX0\r\n\r\n", MissingCrlf),
         (b"5\r\nhello\n0\r\n\r\n", MissingCrlf),
@@ -232,10 +309,134 @@ fn chunked_error_statuses() {
         ChunkedError::SizeOverflow,
         ChunkedError::MissingCrlf,
         ChunkedError::LineTooLong,
+        ChunkedError::InvalidExtension,
     ] {
         assert_eq!(BodyError::Chunked(e).status(), 400);
         assert!(!BodyError::Chunked(e).reason().is_empty());
     }
+    assert_eq!(BodyError::Chunked(ChunkedError::BodyTooLarge).status(), 413);
+    assert!(!ChunkedError::BodyTooLarge.reason().is_empty());
+}
+
+/// A chunked body of chunks of these sizes (data all `x`), then the last chunk.
+fn chunks_of(sizes: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &size in sizes {
+        out.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+        out.resize(out.len() + size, b'x');
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn request_body_limit_both_sides() {
+    let limits = Limits {
+        max_request_body: 10,
+        ..Limits::default()
+    };
+    for (sizes, ok) in [
+        (&[10][..], true),
+        (&[5, 5], true),
+        (&[1, 2, 3, 4], true),
+        (&[9], true),
+        (&[11], false),
+        (&[5, 6], false),
+        (&[1, 2, 3, 4, 1], false),
+    ] {
+        let got = decode_shotgun(BodyFraming::Chunked, limits, &chunks_of(sizes));
+        if ok {
+            assert!(got.unwrap().complete, "{sizes:?}");
+        } else {
+            assert_eq!(
+                got,
+                Err(BodyError::Chunked(ChunkedError::BodyTooLarge)),
+                "{sizes:?}"
+            );
+        }
+    }
+    // With extensions or whitespace after the size, and for the size alone.
+    for input in [&b"b;x=1\r\n"[..], b"b \t;x\r\n", b"00b\r\n"] {
+        assert_eq!(
+            decode_shotgun(BodyFraming::Chunked, limits, input),
+            Err(BodyError::Chunked(ChunkedError::BodyTooLarge)),
+            "{:?}",
+            lossy(input)
+        );
+    }
+    // A bad byte after the size is reported as such, even when the size is too large.
+    assert_eq!(
+        decode_once(BodyFraming::Chunked, limits, b"bg\r\n"),
+        Err(BodyError::Chunked(ChunkedError::InvalidSize))
+    );
+    assert_eq!(
+        decode_once(BodyFraming::Chunked, limits, b"b\n"),
+        Err(BodyError::Chunked(ChunkedError::InvalidLineEnding))
+    );
+    // 0 is unlimited.
+    let unlimited = Limits {
+        max_request_body: 0,
+        ..Limits::default()
+    };
+    let s = decode_shotgun(BodyFraming::Chunked, unlimited, b"ffffffffffffffff\r\nab").unwrap();
+    assert_eq!(s.chunks, [(u64::MAX, b"ab".to_vec())]);
+}
+
+#[test]
+fn request_body_limit_default() {
+    // 4 GiB exactly is accepted, one byte more is not, nor is a 10 GiB chunk; a size that does not
+    // fit in 64 bits is still malformed rather than too large.
+    assert_eq!(MAX_REQUEST_BODY, 0x1_0000_0000);
+    let s = decode_shotgun(BodyFraming::Chunked, Limits::default(), b"100000000\r\nab").unwrap();
+    assert_eq!(s.chunks, [(MAX_REQUEST_BODY, b"ab".to_vec())]);
+    for input in [
+        &b"100000001\r\n"[..],
+        b"280000000\r\nab",
+        b"ffffffffffffffff\r\nab",
+    ] {
+        assert_eq!(
+            decode_shotgun(BodyFraming::Chunked, Limits::default(), input),
+            Err(BodyError::Chunked(ChunkedError::BodyTooLarge)),
+            "{:?}",
+            lossy(input)
+        );
+    }
+    assert_eq!(
+        decode_once(
+            BodyFraming::Chunked,
+            Limits::default(),
+            b"10000000000000000\r\n"
+        ),
+        Err(BodyError::Chunked(ChunkedError::SizeOverflow))
+    );
+}
+
+#[test]
+fn request_body_limit_refuses_before_any_data_of_the_chunk() {
+    let limits = Limits {
+        max_request_body: 10,
+        ..Limits::default()
+    };
+    let mut d = BodyDecoder::new(BodyFraming::Chunked, &limits);
+    let (n, step) = d.decode(b"5\r\nhello\r\n").unwrap();
+    assert_eq!(
+        (n, step),
+        (
+            8,
+            Step::Ready(BodyEvent::ChunkStart {
+                size: 5,
+                data: b"hello"
+            })
+        )
+    );
+    // The size digits alone are consumed and wait: the size is not complete.
+    assert_eq!(d.decode(b"\r\n6").unwrap(), (3, Step::WouldBlock));
+    // The byte that completes it fails at once, with the chunk's data right behind it.
+    assert_eq!(
+        d.decode(b"\r\nworld!\r\n"),
+        Err(BodyError::Chunked(ChunkedError::BodyTooLarge))
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@ use proptest::prelude::*;
 struct Request {
     method: String,
     target: String,
+    /// The `Host` value.
+    host: String,
     http10: bool,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -32,8 +34,8 @@ impl Request {
         let version = if self.http10 { "HTTP/1.0" } else { "HTTP/1.1" };
         out.extend_from_slice(
             format!(
-                "{} {} {version}\r\nHost: example.test\r\n",
-                self.method, self.target
+                "{} {} {version}\r\nHost: {}\r\n",
+                self.method, self.target, self.host
             )
             .as_bytes(),
         );
@@ -95,10 +97,30 @@ fn field_value() -> impl Strategy<Value = String> {
     prop_oneof!["", "[!-~]([ -~]{0,30}[!-~])?", "caf\u{e9} [a-z]{1,5}"]
 }
 
+/// A `Host` value of each kind RFC 3986 §3.2.2 allows, with and without a port.
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        "[a-z0-9-]{1,10}(\\.[a-z0-9-]{1,10}){0,3}(:[0-9]{1,5})?",
+        "[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{1,5})?",
+        "\\[(::1|2001:db8::[0-9a-f]{1,4}|::ffff:192\\.0\\.2\\.1)\\](:[0-9]{1,5})?",
+    ]
+}
+
 fn request() -> impl Strategy<Value = Request> {
     (
-        prop_oneof![Just("GET".to_owned()), Just("POST".to_owned()), token()],
-        "/[a-zA-Z0-9/?=&%._~-]{0,40}",
+        // Any token but CONNECT, which takes an authority-form target (RFC 9112 §3.2.3).
+        prop_oneof![
+            Just("GET".to_owned()),
+            Just("POST".to_owned()),
+            token().prop_filter("CONNECT", |m| m != "CONNECT")
+        ],
+        // Origin-form, or absolute-form, which any method but CONNECT may use.
+        prop_oneof![
+            "/[a-zA-Z0-9/?=&%._~-]{0,40}",
+            "(http|https)://[a-z0-9.-]{1,20}(:[0-9]{1,5})?(/[a-zA-Z0-9/?=&%._~-]{0,30})?",
+        ],
+        host(),
         any::<bool>(),
         prop::collection::vec((field_name(), field_value()), 0..12),
         prop::collection::vec(any::<u8>(), 0..600),
@@ -110,14 +132,17 @@ fn request() -> impl Strategy<Value = Request> {
                 ";a",
                 ";name=value",
                 " ; q=\"x y\"",
-                ";[a-z]{1,20}=[a-z0-9]{0,20}"
+                ";[a-z]{1,20}=[a-z0-9]{1,20}",
+                // RFC 9112 §7.1.1: BWS around `;` and `=`, quoted strings with quoted-pairs.
+                "[ \t]{0,2};[ \t]{0,2}[a-z]{1,8}([ \t]{0,2}=[ \t]{0,2}[a-z0-9]{1,8})?",
+                ";[a-z]{1,8}=\"([ !#-\\[\\]-~]|\\\\[ -~]){0,12}\"",
             ],
             1..4,
         ),
         prop::collection::vec((field_name(), field_value()), 0..4),
     )
         .prop_map(
-            |(method, target, http10, headers, body, chunked, cuts, extensions, trailers)| {
+            |(method, target, host, http10, headers, body, chunked, cuts, extensions, trailers)| {
                 // Chunked needs HTTP/1.1 (RFC 9112 §6.1).
                 let chunks = (chunked && !http10).then(|| {
                     let mut sizes = Vec::new();
@@ -140,6 +165,7 @@ fn request() -> impl Strategy<Value = Request> {
                 Request {
                     method,
                     target,
+                    host,
                     http10,
                     headers,
                     body,

@@ -675,7 +675,12 @@ fn parse_response_head(
     } else if let Some(codings) = transfer_encoding {
         let last = codings.rsplit(|&b| b == b',').next().unwrap_or(b"");
         if last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-            Relay::Framed(BodyDecoder::new(BodyFraming::Chunked, &Limits::default()))
+            // A response body: the request-body limit is not ours to apply to it.
+            let limits = Limits {
+                max_request_body: 0,
+                ..Limits::default()
+            };
+            Relay::Framed(BodyDecoder::new(BodyFraming::Chunked, &limits))
         } else {
             Relay::UntilClose
         }

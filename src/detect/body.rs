@@ -1,6 +1,6 @@
 //! Request-body decoding: [`BodyDecoder`] turns the bytes after a head into [`BodyEvent`]s, for a
 //! `Content-Length` body ([`LengthDecoder`], here) or a chunked one
-//! ([`ChunkedDecoder`](super::chunked::ChunkedDecoder)).
+//! ([`ChunkedDecoder`]).
 //!
 //! Both speak the same events, so a handler reads every body the same way: `ChunkStart` with the
 //! declared size and the first data in the buffer, `Data` for the rest as it arrives, and `End`.

@@ -2,9 +2,12 @@
 //! ([`ChunkedState`], after hyper's `decode.rs`), and the [`Trailers`] it delivers at the end.
 //!
 //! ```text
-//! chunked-body = *chunk last-chunk trailer-section CRLF
-//! chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
-//! last-chunk   = 1*("0") [ chunk-ext ] CRLF
+//! chunked-body   = *chunk last-chunk trailer-section CRLF
+//! chunk          = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+//! last-chunk     = 1*("0") [ chunk-ext ] CRLF
+//! chunk-ext      = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+//! chunk-ext-name = token
+//! chunk-ext-val  = token / quoted-string
 //! ```
 //!
 //! The size line is taken one byte at a time into the decoder's state, so it may arrive split
@@ -14,16 +17,19 @@
 //! [`Limits::max_trailers`] bounds how much the caller must hold meanwhile.
 //!
 //! Strictness: the size is hex digits only (no sign, no `0x`, no whitespace inside), at most
-//! `u64::MAX`; whitespace after it is allowed only before `;` or the CRLF (RFC 9112 §7.1.1 `BWS`);
-//! extensions are skipped but bounded by [`Limits::max_chunk_line`] and may not contain controls
-//! (a bare LF in an extension is a known smuggling vector); every line ends in CRLF, and chunk data
-//! must be followed by CRLF.
+//! `u64::MAX`; extensions follow the grammar above exactly (RFC 9112 §7.1.1), so whitespace is
+//! allowed only around `;` and `=` (`5 \r\n` and `5;a \r\n` are refused), a name is a non-empty
+//! token and a value a non-empty token or a quoted string; extensions are otherwise ignored, but
+//! bounded by [`Limits::max_chunk_line`]; a bare LF anywhere in the size line is refused (a known
+//! smuggling vector); every line ends in CRLF, and chunk data must be followed by CRLF. The sizes
+//! add up to at most [`Limits::max_request_body`], checked when each size is complete, before any
+//! of that chunk's data is handed out.
 
 use asycamore_executor::Step;
 
 use super::Limits;
 use super::body::{BodyEvent, take};
-use super::syntax::split_field_line;
+use super::syntax::{is_tchar, split_field_line};
 
 /// Why chunked framing was refused. Every variant maps to a status ([`ChunkedError::status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,7 +40,9 @@ pub enum ChunkedError {
     SizeOverflow,
     /// The size line (size and extensions) is longer than [`Limits::max_chunk_line`] (400).
     LineTooLong,
-    /// A chunk extension contains a control byte (400).
+    /// A chunk extension does not follow RFC 9112 §7.1.1: an empty name or value, whitespace not
+    /// next to `;` or `=` (`5 \r\n`), a byte that is not a token or quoted-string byte, or an
+    /// unterminated quoted string (400).
     InvalidExtension,
     /// A line ends in a bare LF, or a CR is not followed by LF (400).
     InvalidLineEnding,
@@ -44,6 +52,10 @@ pub enum ChunkedError {
     InvalidTrailer,
     /// The trailer section is larger than [`Limits::max_trailers`] (431).
     TrailersTooLarge,
+    /// The chunk sizes add up to more than [`Limits::max_request_body`] (413, RFC 9110
+    /// §15.5.14), refused when the size of the chunk that passes it is complete, before any of its
+    /// data is handed out.
+    BodyTooLarge,
 }
 
 impl ChunkedError {
@@ -51,6 +63,7 @@ impl ChunkedError {
     pub fn status(self) -> u16 {
         match self {
             ChunkedError::TrailersTooLarge => 431,
+            ChunkedError::BodyTooLarge => 413,
             _ => 400,
         }
     }
@@ -66,6 +79,7 @@ impl ChunkedError {
             ChunkedError::MissingCrlf => "chunk data not followed by CRLF",
             ChunkedError::InvalidTrailer => "invalid trailer field",
             ChunkedError::TrailersTooLarge => "trailer section too large",
+            ChunkedError::BodyTooLarge => "request body too large",
         }
     }
 }
@@ -83,19 +97,22 @@ pub enum ChunkedState {
         /// Bytes of the size line so far.
         line: usize,
     },
-    /// In whitespace after the size; only `;` or CR may follow.
+    /// In whitespace after the size (the `BWS` of a chunk extension); only more of it or `;` may
+    /// follow.
     SizeLws {
         /// The chunk size.
         size: u64,
         /// Bytes of the size line so far.
         line: usize,
     },
-    /// Inside chunk extensions, which are skipped.
+    /// Inside chunk extensions, which are checked and then ignored.
     Extension {
         /// The chunk size.
         size: u64,
         /// Bytes of the size line so far.
         line: usize,
+        /// Where in an extension.
+        part: ExtensionPart,
     },
     /// After the CR that ends the size line; expecting LF.
     SizeLf {
@@ -124,13 +141,41 @@ pub enum ChunkedState {
     End,
 }
 
+/// Where a size line is inside its chunk extensions (RFC 9112 §7.1.1):
+/// `*( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionPart {
+    /// After `;`, in whitespace; a name must follow.
+    BeforeName,
+    /// Inside a name (a token); it may end the line.
+    Name,
+    /// In whitespace after a name; only `=` or `;` may follow.
+    AfterName,
+    /// After `=`, in whitespace; a value must follow.
+    BeforeValue,
+    /// Inside a token value; it may end the line.
+    Token,
+    /// Inside a quoted-string value (RFC 9110 §5.6.4).
+    Quoted,
+    /// After a backslash inside a quoted string; any visible byte, SP or HTAB follows.
+    QuotedPair,
+    /// Just after a quoted string's closing quote; it may end the line.
+    AfterQuoted,
+    /// In whitespace after a value; only `;` may follow.
+    AfterValue,
+}
+
 /// Decodes a chunked body into [`BodyEvent`]s; see [`BodyDecoder`](super::BodyDecoder) for the
 /// calling convention. Allocates nothing.
 #[derive(Debug, Clone)]
 pub struct ChunkedDecoder {
     state: ChunkedState,
+    /// The sizes of the chunks begun so far, added up (the body's length so far, as declared).
+    declared: u64,
     max_chunk_line: usize,
     max_trailers: usize,
+    /// [`Limits::max_request_body`]; 0 is unlimited.
+    max_body: u64,
 }
 
 impl ChunkedDecoder {
@@ -138,8 +183,10 @@ impl ChunkedDecoder {
     pub fn new(limits: &Limits) -> ChunkedDecoder {
         ChunkedDecoder {
             state: ChunkedState::Start,
+            declared: 0,
             max_chunk_line: limits.max_chunk_line,
             max_trailers: limits.max_trailers,
+            max_body: limits.max_request_body,
         }
     }
 
@@ -200,6 +247,9 @@ impl ChunkedDecoder {
                     self.state = self.framing_byte(b)?;
                     if let ChunkedState::Body { remaining: size } = self.state {
                         // The size line just ended: the chunk starts, with whatever data is here.
+                        // `framing_byte` admitted the size, so with a limit this cannot overflow;
+                        // without one the total is never looked at.
+                        self.declared = self.declared.saturating_add(size);
                         let data = take(&buf[pos..], size);
                         self.state = after_data(size, data.len());
                         return Ok((
@@ -232,28 +282,48 @@ impl ChunkedDecoder {
                     line: line + 1,
                 }
             }
-            (Size { size, line } | SizeLws { size, line }, b' ' | b'\t') => SizeLws {
-                size,
-                line: line + 1,
-            },
-            (Size { size, line } | SizeLws { size, line } | Extension { size, line }, b';') => {
-                Extension {
-                    size,
-                    line: line + 1,
-                }
-            }
-            (Size { size, .. } | SizeLws { size, .. } | Extension { size, .. }, b'\r') => {
-                SizeLf { size }
-            }
+            // A bare LF anywhere in the size line, before anything else is said about it.
             (Size { .. } | SizeLws { .. } | Extension { .. }, b'\n') => {
                 return Err(ChunkedError::InvalidLineEnding);
             }
-            (Size { .. } | SizeLws { .. }, _) => return Err(ChunkedError::InvalidSize),
-            (Extension { size, line }, b'\t' | 0x20..=0x7e | 0x80..=0xff) => Extension {
+            // The size is complete once a byte that may follow it arrives: count it now.
+            (Size { size, line }, b' ' | b'\t' | b';' | b'\r') => {
+                self.admit(size)?;
+                match b {
+                    b'\r' => SizeLf { size },
+                    b';' => Extension {
+                        size,
+                        line: line + 1,
+                        part: ExtensionPart::BeforeName,
+                    },
+                    _ => SizeLws {
+                        size,
+                        line: line + 1,
+                    },
+                }
+            }
+            (Size { .. }, _) => return Err(ChunkedError::InvalidSize),
+            // RFC 9112 §7.1.1: whitespace after the size is the BWS before an extension's `;`.
+            (SizeLws { size, line }, b' ' | b'\t') => SizeLws {
                 size,
                 line: line + 1,
             },
-            (Extension { .. }, _) => return Err(ChunkedError::InvalidExtension),
+            (SizeLws { size, line }, b';') => Extension {
+                size,
+                line: line + 1,
+                part: ExtensionPart::BeforeName,
+            },
+            // `5 5`: whitespace inside the size.
+            (SizeLws { .. }, _) if hex(b).is_some() => return Err(ChunkedError::InvalidSize),
+            (SizeLws { .. }, _) => return Err(ChunkedError::InvalidExtension),
+            (Extension { size, line, part }, _) => match extension_byte(part, b)? {
+                Some(part) => Extension {
+                    size,
+                    line: line + 1,
+                    part,
+                },
+                None => SizeLf { size },
+            },
             (SizeLf { size: 0 }, b'\n') => Trailers {
                 line: 0,
                 scanned: 0,
@@ -271,6 +341,21 @@ impl ChunkedDecoder {
             return Err(ChunkedError::LineTooLong);
         }
         Ok(next)
+    }
+
+    /// Checks that a chunk of `size` bytes keeps the body within [`Limits::max_request_body`].
+    #[inline]
+    fn admit(&self, size: u64) -> Result<(), ChunkedError> {
+        let within = self.max_body == 0
+            || self
+                .declared
+                .checked_add(size)
+                .is_some_and(|total| total <= self.max_body);
+        if within {
+            Ok(())
+        } else {
+            Err(ChunkedError::BodyTooLarge)
+        }
     }
 
     /// Scans the trailer section at the start of `section`, resuming at `scanned` in the line that
@@ -323,6 +408,30 @@ fn after_data(remaining: u64, taken: usize) -> ChunkedState {
         0 => ChunkedState::BodyCr,
         remaining => ChunkedState::Body { remaining },
     }
+}
+
+/// One byte of a chunk extension (RFC 9112 §7.1.1), in `part` of it: the next part, or `None` if
+/// the byte is the CR that ends the size line. A bare LF has been refused already.
+#[inline]
+fn extension_byte(part: ExtensionPart, b: u8) -> Result<Option<ExtensionPart>, ChunkedError> {
+    use ExtensionPart::*;
+    let next = match (part, b) {
+        (Name | Token | AfterQuoted, b'\r') => return Ok(None),
+        (BeforeName | AfterName | BeforeValue | AfterValue, b' ' | b'\t') => part,
+        (Name, b' ' | b'\t') => AfterName,
+        (Token | AfterQuoted, b' ' | b'\t') => AfterValue,
+        (Name | AfterName | Token | AfterQuoted | AfterValue, b';') => BeforeName,
+        (Name | AfterName, b'=') => BeforeValue,
+        (BeforeName | Name, _) if is_tchar(b) => Name,
+        (BeforeValue | Token, _) if is_tchar(b) => Token,
+        (BeforeValue, b'"') => Quoted,
+        // RFC 9110 §5.6.4: qdtext is HTAB, SP, VCHAR except `"` and `\`, and obs-text.
+        (Quoted, b'"') => AfterQuoted,
+        (Quoted, b'\\') => QuotedPair,
+        (Quoted | QuotedPair, b'\t' | b' '..=0x7e | 0x80..=0xff) => Quoted,
+        _ => return Err(ChunkedError::InvalidExtension),
+    };
+    Ok(Some(next))
 }
 
 /// The value of a hex digit.
@@ -436,6 +545,65 @@ mod tests {
         assert_eq!(trailers.get("x-sum"), Some(&b"1"[..]));
         assert_eq!(&buf[n + m..], b"NEXT");
         assert!(d.is_done());
+    }
+
+    #[test]
+    fn body_limit_total_cannot_overflow() {
+        // With the largest limit, a total past u64::MAX is refused, not wrapped.
+        let limits = Limits {
+            max_request_body: u64::MAX,
+            ..Limits::default()
+        };
+        let mut d = ChunkedDecoder::new(&limits);
+        d.declared = u64::MAX - 1;
+        assert_eq!(d.admit(1), Ok(()));
+        assert_eq!(d.admit(2), Err(ChunkedError::BodyTooLarge));
+        assert_eq!(d.admit(u64::MAX), Err(ChunkedError::BodyTooLarge));
+        // Unlimited: never refused.
+        let mut d = ChunkedDecoder::new(&Limits {
+            max_request_body: 0,
+            ..Limits::default()
+        });
+        d.declared = u64::MAX;
+        assert_eq!(d.admit(u64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn every_extension_part_is_reachable() {
+        use ExtensionPart::*;
+        let line = b"5 ; a = \"b\\\"\" ; c=d \t;e\r";
+        let mut d = decoder();
+        let mut seen = Vec::new();
+        for &b in line {
+            d.state = d.framing_byte(b).unwrap();
+            if let ChunkedState::Extension { part, .. } = d.state
+                && seen.last() != Some(&part)
+            {
+                seen.push(part);
+            }
+        }
+        assert_eq!(d.state, ChunkedState::SizeLf { size: 5 });
+        assert_eq!(
+            seen,
+            [
+                BeforeName,
+                Name,
+                AfterName,
+                BeforeValue,
+                Quoted,
+                QuotedPair,
+                Quoted,
+                AfterQuoted,
+                AfterValue,
+                BeforeName,
+                Name,
+                BeforeValue,
+                Token,
+                AfterValue,
+                BeforeName,
+                Name
+            ]
+        );
     }
 
     #[test]

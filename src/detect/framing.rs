@@ -7,6 +7,7 @@
 
 use super::head::{HeadError, Span, Version};
 use super::syntax::{eq_lowercase, list_elements, trim_ows};
+use super::uri::is_host;
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -27,8 +28,11 @@ pub(crate) struct FieldFacts {
     pub(crate) content_length: Option<u64>,
     /// True once any `Transfer-Encoding` field was seen.
     pub(crate) transfer_encoding: bool,
-    /// True if the last transfer coding seen so far is `chunked`.
+    /// True once `chunked` was seen; as any coding after it is refused at once, it is then the
+    /// last coding so far.
     pub(crate) chunked: bool,
+    /// True once a coding other than `chunked` was seen (before any `chunked`).
+    pub(crate) unknown_coding: bool,
     /// Where the (only) `Host` value lies.
     pub(crate) host: Option<Span>,
     /// `Connection: close` was seen.
@@ -43,8 +47,8 @@ impl FieldFacts {
     /// Takes note of one field. `value_span` locates `value` in the read buffer.
     ///
     /// # Errors
-    /// A second `Host`, a malformed or conflicting `Content-Length`, or an unusable
-    /// `Transfer-Encoding` coding list.
+    /// A second or invalid `Host`, a malformed or conflicting `Content-Length`, or a
+    /// `Transfer-Encoding` coding list with `chunked` twice or not last.
     #[inline]
     pub(crate) fn add(
         &mut self,
@@ -58,6 +62,10 @@ impl FieldFacts {
                 // RFC 9112 §3.2: more than one Host field line is a 400.
                 if self.host.is_some() {
                     return Err(HeadError::MultipleHost);
+                }
+                // RFC 9112 §3.2: so is a Host with an invalid value.
+                if !is_host(value) {
+                    return Err(HeadError::InvalidHost);
                 }
                 self.host = Some(value_span);
             }
@@ -103,10 +111,14 @@ impl FieldFacts {
         Ok(())
     }
 
-    /// RFC 9112 §6.1 and §7: the codings are applied in order, so `chunked` must be the last one and
-    /// may appear once. We implement no other coding, so any other is a 501 (RFC 9112 §6.1: "a
-    /// server that receives a request message with a transfer coding it does not understand SHOULD
-    /// respond with 501"). Several fields form one list (RFC 9110 §5.3).
+    /// RFC 9112 §6.1 and §7: the codings are applied in order, so `chunked` must be the last one
+    /// and may appear once ("a sender MUST NOT apply the chunked transfer coding more than once").
+    /// Either mistake leaves the body length unknown, a 400 refused here at the coding that shows
+    /// it (RFC 9112 §6.3 rule 4). Several fields form one list (RFC 9110 §5.3).
+    ///
+    /// We implement no other coding, but an unknown one is not refused here: a `chunked` that
+    /// comes later in the list and is not last makes the request a 400 rather than a 501, so only
+    /// [`FieldFacts::finish`] can tell.
     fn add_transfer_encoding(&mut self, value: &[u8]) -> Result<(), HeadError> {
         self.transfer_encoding = true;
         for coding in list_elements(value) {
@@ -118,18 +130,20 @@ impl FieldFacts {
             } else if self.chunked {
                 return Err(HeadError::ChunkedNotLast);
             } else {
-                return Err(HeadError::UnsupportedTransferCoding);
+                self.unknown_coding = true;
             }
         }
         Ok(())
     }
 
-    /// Decides the framing once every field has been seen.
+    /// Decides the framing once every field has been seen. `max_body` is
+    /// [`Limits::max_request_body`](super::Limits::max_request_body) (0: unlimited).
     ///
     /// # Errors
-    /// `Transfer-Encoding` with `Content-Length` or in HTTP/1.0, a `Transfer-Encoding` that names
-    /// no coding, or a missing `Host` in HTTP/1.1.
-    pub(crate) fn finish(&self, version: Version) -> Result<BodyFraming, HeadError> {
+    /// A missing `Host` in HTTP/1.1, `Transfer-Encoding` with `Content-Length` or in HTTP/1.0, a
+    /// `Transfer-Encoding` that names no coding or one we do not implement, or a `Content-Length`
+    /// above `max_body`.
+    pub(crate) fn finish(&self, version: Version, max_body: u64) -> Result<BodyFraming, HeadError> {
         // RFC 9112 §3.2: a 1.1 request without Host gets a 400.
         if version == Version::Http11 && self.host.is_none() {
             return Err(HeadError::MissingHost);
@@ -144,12 +158,21 @@ impl FieldFacts {
             if self.content_length.is_some() {
                 return Err(HeadError::TransferEncodingWithContentLength);
             }
+            // RFC 9112 §6.1: a coding we do not understand is a 501, even before a final
+            // `chunked` (we would have to undo it to hand the application its content).
+            if self.unknown_coding {
+                return Err(HeadError::UnsupportedTransferCoding);
+            }
             if !self.chunked {
                 return Err(HeadError::EmptyTransferEncoding);
             }
             return Ok(BodyFraming::Chunked);
         }
         Ok(match self.content_length {
+            // RFC 9110 §15.5.14: refuse a body too large before reading any of it.
+            Some(n) if max_body != 0 && n > max_body => {
+                return Err(HeadError::ContentLengthTooLarge);
+            }
             Some(n) => BodyFraming::Length(n),
             None => BodyFraming::None,
         })

@@ -44,6 +44,15 @@
 //! (`ParserConfig` leniencies are all off by default for requests). The header array is on the
 //! stack, sized by the number of field lines the scan counted; only a `max_headers` raised above
 //! 128 can make a head with that many fields use the heap.
+//!
+//! # Request targets and Host
+//!
+//! Both paths check the target the same way (RFC 9112 §3.2): its bytes are VCHAR (no raw UTF-8,
+//! no controls), it is in one of the four forms ([`TargetForm`]), and the method may use that form
+//! — `*` only with OPTIONS, `host:port` with CONNECT and only there. A `Host` value must be a
+//! `uri-host [ ":" port ]` (RFC 9110 §7.2), checked as its field is recorded. Whether the Host
+//! agrees with an absolute-form's authority is not checked: RFC 9112 §3.2.2 has the server use
+//! the target's and ignore the Host, which is the application's business.
 
 use std::ops::Range;
 
@@ -52,6 +61,7 @@ use asycamore_executor::Step;
 use super::Limits;
 use super::framing::{BodyFraming, FieldFacts};
 use super::syntax::{is_target, is_token};
+use super::uri::{TargetForm, target_form};
 
 /// A byte range of the buffer a head was parsed from; `Copy`, unlike [`Range`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,8 +123,19 @@ pub enum HeadError {
     MalformedRequestLine,
     /// The method is not a token (400).
     InvalidMethod,
-    /// The request target is empty or has a control byte (400).
+    /// The request target is empty or has a byte no form allows: SP, a control, DEL, or a byte
+    /// above 0x7F such as raw UTF-8 (400, RFC 9112 §3.2: the target is a URI, which is ASCII).
     InvalidTarget,
+    /// The request target is in none of the four forms of RFC 9112 §3.2, e.g. `foo`, which lacks
+    /// the `/` that begins an origin-form (400).
+    UnrecognizedTarget,
+    /// The asterisk-form `*` with a method other than OPTIONS (400, RFC 9112 §3.2.4).
+    AsteriskFormWithoutOptions,
+    /// The authority-form `host:port` with a method other than CONNECT (400, RFC 9112 §3.2.3).
+    AuthorityFormWithoutConnect,
+    /// CONNECT with a target that is not in authority-form (400, RFC 9112 §3.2.3, RFC 9110
+    /// §9.3.6).
+    ConnectWithoutAuthorityForm,
     /// The version is not `HTTP/DIGIT.DIGIT` (400).
     MalformedVersion,
     /// A well-formed version other than 1.x, or an HTTP/0.9 request line without one (505).
@@ -127,21 +148,29 @@ pub enum HeadError {
     MissingHost,
     /// More than one `Host` field (400, RFC 9112 §3.2).
     MultipleHost,
+    /// A `Host` value that is not `uri-host [ ":" port ]` (400, RFC 9112 §3.2, RFC 9110 §7.2).
+    InvalidHost,
     /// `Content-Length` is not `1*DIGIT` or overflows 64 bits (400).
     InvalidContentLength,
     /// Several `Content-Length` values that differ (400, RFC 9112 §6.3 rule 5).
     ConflictingContentLength,
+    /// A `Content-Length` above [`Limits::max_request_body`] (413, RFC 9110 §15.5.14), refused
+    /// before any of the body is read.
+    ContentLengthTooLarge,
     /// `Transfer-Encoding` and `Content-Length` together (400, RFC 9112 §6.1).
     TransferEncodingWithContentLength,
     /// `Transfer-Encoding` in an HTTP/1.0 request (400, RFC 9112 §6.1).
     TransferEncodingInHttp10,
     /// A `Transfer-Encoding` field that names no coding (400).
     EmptyTransferEncoding,
-    /// A transfer coding after `chunked` (501).
+    /// A transfer coding after `chunked`: the body length cannot be determined (400, RFC 9112
+    /// §6.3 rule 4, which also requires closing the connection).
     ChunkedNotLast,
-    /// `chunked` applied twice (501).
+    /// `chunked` applied more than once, which RFC 9112 §6.1 forbids a sender to do (400).
     ChunkedTwice,
-    /// A transfer coding other than `chunked` (501, RFC 9112 §6.1).
+    /// A transfer coding other than `chunked`, with `chunked` last or absent (501, RFC 9112
+    /// §6.1: "a server that receives a request message with a transfer coding it does not
+    /// understand SHOULD respond with 501").
     UnsupportedTransferCoding,
 }
 
@@ -152,9 +181,8 @@ impl HeadError {
             HeadError::RequestLineTooLong => 414,
             HeadError::HeadTooLarge | HeadError::TooManyHeaders => 431,
             HeadError::VersionNotSupported => 505,
-            HeadError::ChunkedNotLast
-            | HeadError::ChunkedTwice
-            | HeadError::UnsupportedTransferCoding => 501,
+            HeadError::ContentLengthTooLarge => 413,
+            HeadError::UnsupportedTransferCoding => 501,
             _ => 400,
         }
     }
@@ -169,14 +197,20 @@ impl HeadError {
             HeadError::MalformedRequestLine => "malformed request line",
             HeadError::InvalidMethod => "invalid method",
             HeadError::InvalidTarget => "invalid request target",
+            HeadError::UnrecognizedTarget => "request target in no known form",
+            HeadError::AsteriskFormWithoutOptions => "asterisk-form target without OPTIONS",
+            HeadError::AuthorityFormWithoutConnect => "authority-form target without CONNECT",
+            HeadError::ConnectWithoutAuthorityForm => "CONNECT without an authority-form target",
             HeadError::MalformedVersion => "malformed HTTP version",
             HeadError::VersionNotSupported => "HTTP version not supported",
             HeadError::InvalidHeaderName => "invalid header field name",
             HeadError::InvalidHeaderValue => "invalid header field value",
             HeadError::MissingHost => "missing Host header",
             HeadError::MultipleHost => "more than one Host header",
+            HeadError::InvalidHost => "invalid Host header",
             HeadError::InvalidContentLength => "invalid Content-Length",
             HeadError::ConflictingContentLength => "conflicting Content-Length values",
+            HeadError::ContentLengthTooLarge => "request body too large",
             HeadError::TransferEncodingWithContentLength => {
                 "both Transfer-Encoding and Content-Length"
             }
@@ -208,6 +242,7 @@ impl std::error::Error for HeadError {}
 pub struct RequestHead {
     method: Span,
     target: Span,
+    form: TargetForm,
     version: Version,
     fields: Vec<(Span, Span)>,
     framing: BodyFraming,
@@ -234,6 +269,14 @@ impl RequestHead {
     /// The request target as sent: not decoded, possibly raw UTF-8 or other bytes above 0x7F.
     pub fn target<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
         self.target.of(buf)
+    }
+
+    /// The form of the request target (RFC 9112 §3.2), already checked against the method:
+    /// [`TargetForm::Asterisk`] only with OPTIONS (a server-wide `OPTIONS *`),
+    /// [`TargetForm::Authority`] with CONNECT and only there, [`TargetForm::Origin`] or
+    /// [`TargetForm::Absolute`] otherwise.
+    pub fn target_form(&self) -> TargetForm {
+        self.form
     }
 
     /// The version the request will be served as.
@@ -384,6 +427,7 @@ pub struct HeadDetector {
     /// The parsed request line, once it is complete.
     method: Span,
     target: Span,
+    form: TargetForm,
     version: Version,
 }
 
@@ -396,6 +440,7 @@ impl HeadDetector {
             scanned: 0,
             method: Span::default(),
             target: Span::default(),
+            form: TargetForm::Origin,
             version: Version::Http11,
         }
     }
@@ -505,6 +550,7 @@ impl HeadDetector {
         if request_line_end - 2 - start > self.limits.max_request_line {
             return None;
         }
+        let form = check_target(method.as_bytes(), target.as_bytes()).ok()?;
         head.clear();
         let method_start = method.as_ptr() as usize - base;
         let target_start = target.as_ptr() as usize - base;
@@ -516,13 +562,16 @@ impl HeadDetector {
             start: target_start,
             end: target_start + target.len(),
         };
+        head.form = form;
         head.version = if minor == 0 {
             Version::Http10
         } else {
             Version::Http11
         };
-        let facts = record_fields(buf, request.headers, head)
-            .and_then(|()| head.facts.finish(head.version));
+        let facts = record_fields(buf, request.headers, head).and_then(|()| {
+            head.facts
+                .finish(head.version, self.limits.max_request_body)
+        });
         Some(facts.map(|framing| {
             head.framing = framing;
             head.len = n;
@@ -662,18 +711,23 @@ impl HeadDetector {
         }
         if first_sp == last_sp {
             // `GET /path`: an HTTP/0.9 simple request, well-formed but a version we do not speak.
-            return Err(if is_target(&line[first_sp + 1..]) {
-                HeadError::VersionNotSupported
-            } else {
-                HeadError::MalformedRequestLine
+            // Without a valid target it is no request at all: `GET HTTP/1.1` has lost its target,
+            // and the version was never the problem.
+            return Err(match check_target(method, &line[first_sp + 1..]) {
+                Ok(_) => HeadError::VersionNotSupported,
+                Err(_) => HeadError::MalformedRequestLine,
             });
         }
+        // The target's bytes, then the version, then the target's form: a version we do not speak
+        // is a 505 whatever its target says (`PRI * HTTP/2.0`, the HTTP/2 preface, is not an
+        // asterisk-form without OPTIONS but a request for HTTP/2).
         let target = &line[first_sp + 1..last_sp];
         if !is_target(target) {
-            // Empty (two spaces in a row) or with a space or control byte inside.
+            // Empty (two spaces in a row), or with a space or a forbidden byte inside.
             return Err(HeadError::InvalidTarget);
         }
         self.version = parse_version(&line[last_sp + 1..])?;
+        self.form = check_target_form(method, target)?;
         self.method = Span {
             start,
             end: start + first_sp,
@@ -698,6 +752,7 @@ impl HeadDetector {
         head.clear();
         head.method = self.method;
         head.target = self.target;
+        head.form = self.form;
         head.version = self.version;
         let block = &buf[first..n];
         // httparse wants an initialized array as long as the number of fields; the scan counted
@@ -711,9 +766,43 @@ impl HeadDetector {
                 parse_fields_into(buf, block, &mut headers, head)?;
             }
         }
-        head.framing = head.facts.finish(head.version)?;
+        head.framing = head
+            .facts
+            .finish(head.version, self.limits.max_request_body)?;
         head.len = n;
         Ok(())
+    }
+}
+
+/// Checks a request target and returns its form (RFC 9112 §3.2): its bytes, then
+/// [`check_target_form`].
+#[inline]
+fn check_target(method: &[u8], target: &[u8]) -> Result<TargetForm, HeadError> {
+    if !is_target(target) {
+        return Err(HeadError::InvalidTarget);
+    }
+    check_target_form(method, target)
+}
+
+/// The form of `target`, whose bytes have been checked, if it is in one of the four and the
+/// method may use it (RFC 9112 §3.2). Methods are case-sensitive (RFC 9110 §9.1), so `connect` is
+/// not CONNECT.
+#[inline]
+fn check_target_form(method: &[u8], target: &[u8]) -> Result<TargetForm, HeadError> {
+    let connect = method == b"CONNECT";
+    match target_form(target) {
+        // The common case first: one byte compare, one length compare.
+        Some(TargetForm::Origin) if !connect => Ok(TargetForm::Origin),
+        // RFC 9112 §3.2.3: CONNECT uses the authority-form and nothing else uses it.
+        Some(TargetForm::Authority) if connect => Ok(TargetForm::Authority),
+        _ if connect => Err(HeadError::ConnectWithoutAuthorityForm),
+        Some(TargetForm::Authority) => Err(HeadError::AuthorityFormWithoutConnect),
+        // RFC 9112 §3.2.4: the asterisk-form is only for a server-wide OPTIONS.
+        Some(TargetForm::Asterisk) if method != b"OPTIONS" => {
+            Err(HeadError::AsteriskFormWithoutOptions)
+        }
+        Some(form) => Ok(form),
+        None => Err(HeadError::UnrecognizedTarget),
     }
 }
 

@@ -46,8 +46,8 @@
 //! ```
 //!
 //! - [`HeadDetector::detect`]`(buf, &mut head)` → `Ready(n)`: `buf[..n]` is one complete head,
-//!   parsed into `head` ([`RequestHead`]: method, target, version, fields, [`BodyFraming`],
-//!   keep-alive, `Expect: 100-continue`, `Host`), all as offsets into `buf`.
+//!   parsed into `head` ([`RequestHead`]: method, target and its [`TargetForm`], version, fields,
+//!   [`BodyFraming`], keep-alive, `Expect: 100-continue`, `Host`), all as offsets into `buf`.
 //! - [`BodyDecoder::new`]`(framing, &limits)` then [`BodyDecoder::decode`]`(buf)` →
 //!   `(consumed, step)`, one [`BodyEvent`] at a time: `ChunkStart { size, data }`, `Data`, and
 //!   `End { trailers }`. A `Content-Length` body is one `ChunkStart` of its full size.
@@ -58,19 +58,24 @@
 //!
 //! [`Limits`] holds every bound, each enforced as soon as it is exceeded, not when the thing it
 //! bounds is complete: a megabyte request line with no CRLF fails with 414 once
-//! [`Limits::max_request_line`] bytes have arrived.
+//! [`Limits::max_request_line`] bytes have arrived, and a body larger than
+//! [`Limits::max_request_body`] fails with 413 before its first byte is handed out.
 
 mod body;
 mod chunked;
 mod framing;
 mod head;
 pub(crate) mod syntax;
+mod uri;
 
 pub use crate::executor::Step;
 pub use body::{BodyDecoder, BodyError, BodyEvent, LengthDecoder};
-pub use chunked::{ChunkedDecoder, ChunkedError, ChunkedState, TrailerFields, Trailers};
+pub use chunked::{
+    ChunkedDecoder, ChunkedError, ChunkedState, ExtensionPart, TrailerFields, Trailers,
+};
 pub use framing::BodyFraming;
 pub use head::{HeadDetector, HeadError, RequestHead, Version};
+pub use uri::TargetForm;
 
 /// Default [`Limits::max_request_line`]: 8 KiB, in bytes. Long enough for any sane URL with
 /// its query string (RFC 9112 §3 recommends supporting at least 8000 octets).
@@ -91,6 +96,12 @@ pub const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// Default [`Limits::max_trailers`]: 16 KiB, in bytes, for the trailer section with its final
 /// empty line.
 pub const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Default [`Limits::max_request_body`]: 4 GiB, in bytes of body content (chunk data, not the
+/// chunked framing around it). Far above what the demo apps collect in memory
+/// ([`MAX_BODY`](crate::config::MAX_BODY)), which stream larger bodies; it bounds what one request
+/// may make the server read, as nginx's `client_max_body_size` does.
+pub const MAX_REQUEST_BODY: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Every bound the detectors enforce. Change the fields you need and keep the rest:
 ///
@@ -113,6 +124,11 @@ pub struct Limits {
     /// Largest trailer section in bytes, final empty line included; larger is a 431
     /// ([`MAX_TRAILERS`]).
     pub max_trailers: usize,
+    /// Largest request body in bytes; `0` means unlimited ([`MAX_REQUEST_BODY`]). Larger is a 413
+    /// (RFC 9110 §15.5.14), refused before any of it is handed out: a `Content-Length` above it
+    /// when the head is parsed ([`HeadError::ContentLengthTooLarge`]), a chunked body as soon as
+    /// the size line of the chunk that would pass it ends ([`ChunkedError::BodyTooLarge`]).
+    pub max_request_body: u64,
 }
 
 impl Default for Limits {
@@ -123,6 +139,7 @@ impl Default for Limits {
             max_headers: MAX_HEADERS,
             max_chunk_line: MAX_CHUNK_LINE,
             max_trailers: MAX_TRAILERS,
+            max_request_body: MAX_REQUEST_BODY,
         }
     }
 }

@@ -1,24 +1,27 @@
 //! Byte classes and list helpers from RFC 9110 §5.6, shared by the head parser, the trailer parser
 //! and the response encoder.
 //!
-//! Tables are 256-entry lookups built at compile time: one indexed load per byte, no branches on
-//! character ranges in the hot loops.
+//! One 256-entry table of class bits, built at compile time, answers every "is this byte a ..."
+//! question: one indexed load and a mask per byte, no branches on character ranges in the hot
+//! loops.
 
-/// Builds a byte table from a `const fn` predicate at compile time (a macro because `const fn`
-/// cannot call through a function pointer).
-macro_rules! table {
-    ($pred:ident) => {{
-        let mut t = [false; 256];
-        let mut i = 0;
-        while i < 256 {
-            t[i] = $pred(i as u8);
-            i += 1;
-        }
-        t
-    }};
+/// Bit flags of the byte classes in [`CLASS`]; a byte may be in several.
+mod class {
+    /// `tchar` (RFC 9110 §5.6.2): the characters of a token (method, field name, coding name).
+    pub(super) const TCHAR: u8 = 1 << 0;
+    /// A byte allowed inside a field value (RFC 9110 §5.5).
+    pub(super) const FIELD: u8 = 1 << 1;
+    /// A byte allowed anywhere in a request-target (see [`super::target_byte`]).
+    pub(super) const TARGET: u8 = 1 << 2;
+    /// `unreserved / sub-delims` (RFC 3986 §2.2, §2.3): a `reg-name` byte other than `%`.
+    pub(super) const REG_NAME: u8 = 1 << 3;
+    /// `ALPHA / DIGIT / "+" / "-" / "."`: a URI scheme byte after the first (RFC 3986 §3.1).
+    pub(super) const SCHEME: u8 = 1 << 4;
+    /// `HEXDIG` (RFC 5234 appendix B.1, either case).
+    pub(super) const HEXDIG: u8 = 1 << 5;
 }
 
-/// `tchar` of RFC 9110 §5.6.2: the characters of a token (method, field name, coding name).
+/// `tchar` of RFC 9110 §5.6.2.
 const fn tchar(b: u8) -> bool {
     matches!(b,
         b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
@@ -32,33 +35,109 @@ const fn field_byte(b: u8) -> bool {
     matches!(b, b'\t' | b' '..=0x7e | 0x80..=0xff)
 }
 
-/// A byte allowed in a request-target. RFC 3986 allows only a subset of VCHAR, but like httparse we
-/// accept any visible byte and raw UTF-8 (0x80..), which real clients send; SP, controls and DEL
-/// are rejected because they would change where the request line splits.
+/// A byte allowed in a request-target: VCHAR (0x21..=0x7E). RFC 3986 §2 allows only ASCII, so raw
+/// UTF-8 and other bytes above 0x7F are refused (RFC 9112 §3.2 makes the target a URI, and a
+/// recipient cannot know how to decode them); SP, controls and DEL are refused because they would
+/// change where the request line splits. Within VCHAR we are as lenient as httparse and nginx:
+/// `"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}` are not URI characters but real clients send
+/// them unencoded in queries.
 const fn target_byte(b: u8) -> bool {
-    matches!(b, 0x21..=0x7e | 0x80..=0xff)
+    matches!(b, 0x21..=0x7e)
 }
 
-static TCHAR: [bool; 256] = table!(tchar);
-static FIELD_BYTE: [bool; 256] = table!(field_byte);
-static TARGET_BYTE: [bool; 256] = table!(target_byte);
+/// `unreserved / sub-delims` of RFC 3986 §2.2 and §2.3.
+const fn reg_name_byte(b: u8) -> bool {
+    matches!(b,
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~'
+        | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+}
+
+/// A scheme byte after the first (RFC 3986 §3.1).
+const fn scheme_byte(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.')
+}
+
+/// The classes of one byte, as [`class`] bits.
+const fn classes(b: u8) -> u8 {
+    let mut c = 0;
+    if tchar(b) {
+        c |= class::TCHAR;
+    }
+    if field_byte(b) {
+        c |= class::FIELD;
+    }
+    if target_byte(b) {
+        c |= class::TARGET;
+    }
+    if reg_name_byte(b) {
+        c |= class::REG_NAME;
+    }
+    if scheme_byte(b) {
+        c |= class::SCHEME;
+    }
+    if b.is_ascii_hexdigit() {
+        c |= class::HEXDIG;
+    }
+    c
+}
+
+/// Every byte's classes, built at compile time: one indexed load and a mask per byte.
+static CLASS: [u8; 256] = {
+    let mut t = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = classes(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// True if `b` is in every class of `mask`.
+#[inline(always)]
+fn is(b: u8, mask: u8) -> bool {
+    CLASS[b as usize] & mask == mask
+}
+
+/// True if `b` is a `tchar` (RFC 9110 §5.6.2).
+#[inline]
+pub(crate) fn is_tchar(b: u8) -> bool {
+    is(b, class::TCHAR)
+}
+
+/// True if `b` is `unreserved / sub-delims` (RFC 3986 §2.2, §2.3).
+#[inline]
+pub(crate) fn is_reg_name_byte(b: u8) -> bool {
+    is(b, class::REG_NAME)
+}
+
+/// True if `b` is a URI scheme byte other than the first (RFC 3986 §3.1).
+#[inline]
+pub(crate) fn is_scheme_byte(b: u8) -> bool {
+    is(b, class::SCHEME)
+}
+
+/// True if `b` is a `HEXDIG`, either case.
+#[inline]
+pub(crate) fn is_hexdig(b: u8) -> bool {
+    is(b, class::HEXDIG)
+}
 
 /// True if `s` is a non-empty token (RFC 9110 §5.6.2).
 #[inline]
 pub(crate) fn is_token(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| TCHAR[b as usize])
+    !s.is_empty() && s.iter().all(|&b| is_tchar(b))
 }
 
 /// True if every byte of `s` may appear in a field value (RFC 9110 §5.5).
 #[inline]
 pub(crate) fn is_field_value(s: &[u8]) -> bool {
-    s.iter().all(|&b| FIELD_BYTE[b as usize])
+    s.iter().all(|&b| is(b, class::FIELD))
 }
 
 /// True if `s` is a non-empty request-target made of allowed bytes (see [`target_byte`]).
 #[inline]
 pub(crate) fn is_target(s: &[u8]) -> bool {
-    !s.is_empty() && s.iter().all(|&b| TARGET_BYTE[b as usize])
+    !s.is_empty() && s.iter().all(|&b| is(b, class::TARGET))
 }
 
 /// Compares a token or field value with `lower`, a lowercase name made of `a-z`, `0-9` and `-`,
@@ -134,6 +213,43 @@ mod tests {
             b"a\"b",
         ] {
             assert!(!is_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn class_table_matches_its_predicates() {
+        for b in 0..=255u8 {
+            assert_eq!(is_tchar(b), tchar(b), "{b}");
+            assert_eq!(is_field_value(&[b]), field_byte(b), "{b}");
+            assert_eq!(is_target(&[b]), (0x21..=0x7e).contains(&b), "{b}");
+            assert_eq!(is_hexdig(b), b.is_ascii_hexdigit(), "{b}");
+            assert_eq!(
+                is_reg_name_byte(b),
+                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b),
+                "{b}"
+            );
+            assert_eq!(
+                is_scheme_byte(b),
+                b.is_ascii_alphanumeric() || b"+-.".contains(&b),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn targets() {
+        assert!(is_target(b"/a?b=c&d=%20#f"));
+        assert!(is_target(b"http://h/{x}|\"y\""));
+        for bad in [
+            &b""[..],
+            b"/a b",
+            b"/\t",
+            b"/\x7f",
+            b"/\x00",
+            b"/caf\xc3\xa9",
+            b"/\x80",
+        ] {
+            assert!(!is_target(bad), "{bad:?}");
         }
     }
 

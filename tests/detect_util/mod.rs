@@ -4,7 +4,7 @@
 
 use asycamore::detect::{
     BodyDecoder, BodyError, BodyEvent, BodyFraming, HeadDetector, HeadError, Limits, RequestHead,
-    Version,
+    TargetForm, Version,
 };
 use asycamore::executor::Step;
 
@@ -14,6 +14,7 @@ pub struct HeadSnapshot {
     pub len: usize,
     pub method: String,
     pub target: Vec<u8>,
+    pub target_form: TargetForm,
     pub version: Version,
     pub headers: Vec<(String, Vec<u8>)>,
     pub host: Option<Vec<u8>>,
@@ -29,6 +30,7 @@ impl HeadSnapshot {
             len: head.len(),
             method: head.method(buf).to_owned(),
             target: head.target(buf).to_vec(),
+            target_form: head.target_form(),
             version: head.version(),
             headers: head
                 .headers(buf)

@@ -1,11 +1,15 @@
 //! Fuzzes the chunked decoder: any bytes, delivered in pieces of a size chosen by the input, must
 //! reassemble to what a one-shot decode gives (data, trailers, bytes consumed, or the same error),
-//! and no chunk may hand out more than its declared size.
+//! no chunk may hand out more than its declared size, and the declared sizes never add up to more
+//! than `Limits::max_request_body`.
 #![no_main]
 
 use asycamore::detect::{BodyDecoder, BodyError, BodyEvent, BodyFraming, Limits};
 use asycamore::executor::Step;
 use libfuzzer_sys::fuzz_target;
+
+/// A body limit small enough for the fuzzer to reach.
+const MAX_BODY: u64 = 4096;
 
 #[derive(Debug, PartialEq)]
 struct Outcome {
@@ -19,6 +23,7 @@ fn decode(input: &[u8], step: usize) -> Result<Outcome, BodyError> {
     let limits = Limits {
         max_chunk_line: 32,
         max_trailers: 128,
+        max_request_body: MAX_BODY,
         ..Limits::default()
     };
     let mut d = BodyDecoder::new(BodyFraming::Chunked, &limits);
@@ -37,6 +42,7 @@ fn decode(input: &[u8], step: usize) -> Result<Outcome, BodyError> {
             Step::Ready(BodyEvent::ChunkStart { size, data }) => {
                 assert!(size > 0 && data.len() as u64 <= size);
                 out.chunks.push((size, data.to_vec()));
+                assert!(out.chunks.iter().map(|&(n, _)| n).sum::<u64>() <= MAX_BODY);
             }
             Step::Ready(BodyEvent::Data(data)) => {
                 assert!(!data.is_empty());

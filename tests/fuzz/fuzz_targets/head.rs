@@ -1,8 +1,9 @@
 //! Fuzzes the head detector: any bytes, fed in one piece and then split at a point chosen by the
-//! input, must give the same answer, never panic, and respect the contract of `Ready(n)`.
+//! input, must give the same answer, never panic, and respect the contract of `Ready(n)`, including
+//! the RFC 9112 §3.2 rules on target forms and Host and the request-body limit.
 #![no_main]
 
-use asycamore::detect::{HeadDetector, Limits, RequestHead};
+use asycamore::detect::{BodyFraming, HeadDetector, Limits, RequestHead, TargetForm};
 use asycamore::executor::Step;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
         max_request_line: 64,
         max_head: 256,
         max_headers: 8,
+        max_request_body: 1000,
         ..Limits::default()
     };
     let mut head = RequestHead::new();
@@ -29,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
             head.framing(),
         );
         assert!(head.header_count() <= limits.max_headers);
+        check_accepted(&head, input, &limits);
     }
     let mut d = HeadDetector::new(limits);
     let mut head2 = RequestHead::new();
@@ -50,3 +53,33 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(bytewise, once);
 });
+
+/// What any accepted head must satisfy, whatever the bytes were.
+fn check_accepted(head: &RequestHead, buf: &[u8], limits: &Limits) {
+    let (method, target) = (head.method_bytes(buf), head.target(buf));
+    // RFC 9112 §3.2: ASCII VCHAR only, in the form the method may use.
+    assert!(!target.is_empty() && target.iter().all(|&b| (0x21..=0x7e).contains(&b)));
+    match head.target_form() {
+        TargetForm::Origin => assert!(target.starts_with(b"/")),
+        TargetForm::Asterisk => assert!(target == b"*" && method == b"OPTIONS"),
+        TargetForm::Absolute => {
+            let colon = target.iter().position(|&b| b == b':').expect("a scheme");
+            assert!(target[0].is_ascii_alphabetic() && target[colon..].starts_with(b"://"));
+        }
+        TargetForm::Authority => assert!(target.contains(&b':')),
+    }
+    assert_eq!(
+        head.target_form() == TargetForm::Authority,
+        method == b"CONNECT"
+    );
+    // RFC 9110 §7.2: a Host is `uri-host [":" port]`, which never holds these.
+    if let Some(host) = head.host(buf) {
+        assert!(
+            host.iter()
+                .all(|&b| b.is_ascii_graphic() && !b"/?#@\"<>\\^`{|}".contains(&b))
+        );
+    }
+    if let BodyFraming::Length(n) = head.framing() {
+        assert!(n <= limits.max_request_body);
+    }
+}
