@@ -188,3 +188,38 @@ fn the_access_log_gets_one_common_log_format_line_per_request() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// curl holds a large body back until `100 Continue` (up to `--expect100-timeout`, 1 s by
+/// default): `/echo`, which streams its answer while it reads, must send the 100 before its
+/// 200 rather than leave curl waiting. The timeout is raised so that a missing 100 shows as a
+/// failure, not as a second of delay.
+#[test]
+fn curl_posting_2mb_to_echo_gets_100_continue_at_once() {
+    let addr = serve_demo();
+    let dir = std::env::temp_dir().join(format!("asycamore-curl-expect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("2mb.bin");
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-v",
+            "--fail",
+            "--expect100-timeout",
+            "30",
+            "--max-time",
+            "20",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", file.display()))
+        .arg(format!("http://{addr}/echo"))
+        .output()
+        .expect("run curl");
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "curl failed: {log}");
+    assert!(log.contains("> Expect: 100-continue"), "curl did not ask: {log}");
+    assert!(log.contains("< HTTP/1.1 100 Continue"), "no 100 Continue: {log}");
+    assert!(out.stdout == data, "the echo differs ({} bytes back)", out.stdout.len());
+}

@@ -50,6 +50,10 @@ pub struct CompareArgs {
     /// do not measure: redraw compare.md and compare.svg from the rounds.csv of an earlier run
     #[argh(option)]
     pub replot: Option<PathBuf>,
+    /// an earlier build of the asycamore binary, measured in the same rounds as the server
+    /// asycamore-base (before/after figures for a change)
+    #[argh(option)]
+    pub baseline: Option<PathBuf>,
 }
 
 /// One cell of the matrix.
@@ -126,6 +130,8 @@ pub struct Measure {
 /// Where to find the binaries.
 struct Binaries {
     asycamore: PathBuf,
+    /// `--baseline`, run as `asycamore-base`.
+    baseline: Option<PathBuf>,
     peers: PathBuf,
     may: Option<PathBuf>,
     nginx: Option<PathBuf>,
@@ -228,6 +234,7 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     }
     Ok(Binaries {
         asycamore: target.join("release/asycamore"),
+        baseline: None,
         peers: peers_target.join("release/hyper-hello"),
         may,
         nginx,
@@ -289,9 +296,14 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
     command.args(["-c", "0"]);
     let mut temp = None;
     match server {
-        "asycamore" => {
+        "asycamore" | "asycamore-base" => {
+            let binary = if server == "asycamore" {
+                &bins.asycamore
+            } else {
+                bins.baseline.as_ref().ok_or("asycamore-base needs --baseline")?
+            };
             command
-                .arg(&bins.asycamore)
+                .arg(binary)
                 .args(["--app", "hello", "--quiet", "--bind"])
                 .arg(addr.to_string());
         }
@@ -766,12 +778,20 @@ y2=\"{:.1}\" stroke=\"#999\"/>",
 /// # Errors
 /// A message if a build fails, a server does not start or a tool's output cannot be read.
 pub fn main(args: CompareArgs) -> Result<(), String> {
-    let servers: Vec<&str> = match &args.servers {
+    let mut servers: Vec<&str> = match &args.servers {
         Some(list) => list.split(',').map(str::trim).collect(),
         None => SERVERS.to_vec(),
     };
-    if let Some(bad) = servers.iter().find(|s| !SERVERS.contains(s)) {
-        return Err(format!("unknown server {bad}; choose from {SERVERS:?}"));
+    if args.baseline.is_some() && !servers.contains(&"asycamore-base") {
+        servers.insert(1, "asycamore-base");
+    }
+    if let Some(bad) = servers
+        .iter()
+        .find(|s| !SERVERS.contains(s) && !(**s == "asycamore-base" && args.baseline.is_some()))
+    {
+        return Err(format!(
+            "unknown server {bad}; choose from {SERVERS:?} (and asycamore-base with --baseline)"
+        ));
     }
     let cells: Vec<Cell> = match &args.cells {
         Some(list) => list
@@ -814,7 +834,8 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
         )?;
     }
     let _ = sys::raise_fd_limit();
-    let bins = build(&args.repo, &servers, args.no_build)?;
+    let mut bins = build(&args.repo, &servers, args.no_build)?;
+    bins.baseline.clone_from(&args.baseline);
     let servers: Vec<&str> = servers
         .into_iter()
         .filter(|s| match *s {
