@@ -219,7 +219,17 @@ fn curl_posting_2mb_to_echo_gets_100_continue_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "curl failed: {log}");
-    assert!(log.contains("> Expect: 100-continue"), "curl did not ask: {log}");
-    assert!(log.contains("< HTTP/1.1 100 Continue"), "no 100 Continue: {log}");
-    assert!(out.stdout == data, "the echo differs ({} bytes back)", out.stdout.len());
+    assert!(
+        log.contains("> Expect: 100-continue"),
+        "curl did not ask: {log}"
+    );
+    assert!(
+        log.contains("< HTTP/1.1 100 Continue"),
+        "no 100 Continue: {log}"
+    );
+    assert!(
+        out.stdout == data,
+        "the echo differs ({} bytes back)",
+        out.stdout.len()
+    );
 }

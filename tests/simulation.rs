@@ -29,6 +29,9 @@ use sim::wire::Reader;
 /// Seeds `cargo test` runs when `ASYCAMORE_SIM_SEEDS` is not set.
 const DEFAULT_SEEDS: u64 = 2_000;
 
+/// A long run reports its progress every this many seeds (on standard error).
+const PROGRESS_EVERY: u64 = 100_000;
+
 /// Runs one seed: its outcome (unless it panicked), and a report that says how to replay it if
 /// it failed.
 fn run_seed(seed: u64, corpus: &Corpus, trace: bool) -> (Option<sim::Outcome>, Option<String>) {
@@ -106,7 +109,14 @@ fn random_seeds() {
                     let mut seed = first + k;
                     while seed < first + count {
                         if let (_, Some(report)) = run_seed(seed, corpus, false) {
+                            eprintln!("{report}");
                             failures.push(report);
+                        }
+                        if k == 0
+                            && count >= PROGRESS_EVERY
+                            && (seed - first) % PROGRESS_EVERY < threads
+                        {
+                            eprintln!("simulation: {} of {count} seeds run", seed - first);
                         }
                         seed += threads;
                     }
@@ -441,4 +451,41 @@ fn a_response_that_says_close_is_the_last_on_its_connection() {
     assert_eq!(responses[0].status, 404);
     assert!(responses[0].says_close());
     assert!(matches!(outcome.observed[0].end, End::Eof(_)));
+}
+
+/// Read in the old connection, confirmed by the harness (seed 14 with the fix undone spins):
+/// a connection waiting for the next head with output still pending never checked the write
+/// timeout, so once the stall deadline passed it was woken again and again at the same instant
+/// by a deadline already past — a busy loop until the client did something. Now it gives up at
+/// the write timeout, as in every other state.
+#[test]
+fn seed_14_a_client_that_stops_reading_between_requests_is_closed_at_the_write_timeout() {
+    let scenario = plan::scenario(14, &Corpus::load());
+    assert!(
+        scenario
+            .clients
+            .iter()
+            .any(|c| c.kind == Kind::NonReader && c.requests.len() > 1),
+        "seed 14 no longer has a non-reading client with pipelined requests"
+    );
+    let outcome = sim::run(&scenario, false);
+    assert_eq!(outcome.violations, Vec::<String>::new());
+}
+
+/// Read in the old connection, confirmed by the harness (seed 1384 with the fix undone closes
+/// early): the keep-alive timeout started when the connection began waiting for the next head,
+/// even while the last response was still going out to a slow reader, so the client got less
+/// idle time than configured. It now starts once the output is all sent.
+#[test]
+fn seed_1384_the_keep_alive_timeout_starts_once_the_response_is_out() {
+    let scenario = plan::scenario(1384, &Corpus::load());
+    assert!(
+        scenario
+            .clients
+            .iter()
+            .any(|c| c.read_pace.is_some() && c.ending == Ending::Idle),
+        "seed 1384 no longer has a slow reader that stays idle"
+    );
+    let outcome = sim::run(&scenario, false);
+    assert_eq!(outcome.violations, Vec::<String>::new());
 }

@@ -300,7 +300,9 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
             let binary = if server == "asycamore" {
                 &bins.asycamore
             } else {
-                bins.baseline.as_ref().ok_or("asycamore-base needs --baseline")?
+                bins.baseline
+                    .as_ref()
+                    .ok_or("asycamore-base needs --baseline")?
             };
             command
                 .arg(binary)

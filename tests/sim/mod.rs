@@ -35,8 +35,9 @@ pub const GRACE: Duration = Duration::from_secs(60);
 /// Virtual time after which a run is declared stuck.
 pub const RUN_LIMIT: Duration = Duration::from_secs(600);
 
-/// Resumes after which a run is declared to spin (a task woken again and again at one instant).
-pub const RESUME_LIMIT: u64 = 2_000_000;
+/// Resumes at one virtual instant after which a run is declared to spin (a task woken again and
+/// again without time passing: a deadline in the past re-registered, say).
+pub const SPIN_LIMIT: u64 = 50_000;
 
 /// What one run gave.
 #[derive(Debug, Default)]
@@ -220,6 +221,7 @@ pub fn run_app(scenario: &Scenario, trace: bool, app: Rc<dyn App>) -> Outcome {
         });
     }
     let mut outcome = Outcome::default();
+    let mut instant = (Duration::ZERO, 0);
     loop {
         if let Err(e) = executor.turn() {
             outcome.violations.push(format!("the executor failed: {e}"));
@@ -234,10 +236,12 @@ pub fn run_app(scenario: &Scenario, trace: bool, app: Rc<dyn App>) -> Outcome {
         if executor.is_empty() {
             break;
         }
-        if executor.stats().resumes > RESUME_LIMIT {
+        let resumes = executor.stats().resumes;
+        if now != instant.0 {
+            instant = (now, resumes);
+        } else if resumes - instant.1 > SPIN_LIMIT {
             outcome.violations.push(format!(
-                "spinning: {} resumes by {now:?}",
-                executor.stats().resumes
+                "spinning: {SPIN_LIMIT} resumes at {now:?} without time passing"
             ));
             break;
         }

@@ -356,14 +356,21 @@ fn plan(d: &mut Dice, id: usize, t: &Timeouts, drain_limit: u64, corpus: &Corpus
             };
             requests.push(with_body(d, spec));
         }
-        Kind::NonReader => {
+        Kind::NonReader if d.chance(50) => {
             let len = d.range(150_000, 400_000) as usize;
             requests.push(echo(d, len, false, false, ExpectMode::None));
+        }
+        Kind::NonReader => {
+            // Enough small answers to fill the client's buffer and leave output pending
+            // while the connection waits for the next head.
+            for _ in 0..d.range(250, 400) {
+                requests.push(hello_get(false, false));
+            }
         }
         _ => {}
     }
     let segments_and_owner = segments(d, kind, &requests, t);
-    let stop_reading_after = (kind == Kind::NonReader).then(|| d.below(16 * 1024) as usize);
+    let stop_reading_after = (kind == Kind::NonReader).then(|| d.below(8 * 1024) as usize);
     let read_pace =
         (matches!(kind, Kind::Pipelined | Kind::Sequential) && d.chance(25)).then(|| {
             // At least 256 bytes every 5 ms: the largest response still arrives within seconds.
