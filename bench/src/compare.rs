@@ -787,10 +787,9 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
     if args.baseline.is_some() && !servers.contains(&"asycamore-base") {
         servers.insert(1, "asycamore-base");
     }
-    if let Some(bad) = servers
-        .iter()
-        .find(|s| !SERVERS.contains(s) && !(**s == "asycamore-base" && args.baseline.is_some()))
-    {
+    let known =
+        |s: &&str| SERVERS.contains(s) || (*s == "asycamore-base" && args.baseline.is_some());
+    if let Some(bad) = servers.iter().find(|s| !known(s)) {
         return Err(format!(
             "unknown server {bad}; choose from {SERVERS:?} (and asycamore-base with --baseline)"
         ));
