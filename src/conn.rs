@@ -401,7 +401,10 @@ impl Connection {
             _ => {}
         }
         self.req.response = ResponseState::Finished;
-        self.stats.response(self.req.status);
+        self.stats.request_done(
+            self.req.status,
+            self.req.now.saturating_duration_since(self.req.started),
+        );
         if !self.req.keep_alive {
             self.state = State::Closing;
         } else if !self.req.body_done {
@@ -541,6 +544,21 @@ impl Connection {
 
     /// Queues a short error response that closes the connection; nothing after it is parsed.
     fn error_response(&mut self, status: u16, reason: &str) {
+        if matches!(self.state, State::ReadingHead) {
+            // No handler was made for this request: tell the app (the access log logs it).
+            let since = self
+                .head_deadline
+                .filter(|_| self.head_started)
+                .and_then(|d| d.checked_sub(self.config.head_timeout));
+            crate::service::rejected::report(
+                &*self.app,
+                &self.peer,
+                (status, reason),
+                self.input.data(),
+                since,
+                self.req.now,
+            );
+        }
         response::write_error_response(self.output.vec(), status, reason);
         self.req.keep_alive = false;
         self.req.response = ResponseState::Finished;

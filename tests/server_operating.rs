@@ -10,26 +10,13 @@ use util::{Reader, connect, spawn_server};
 
 /// Sends `signal` to the spawned server.
 fn kill(server: &util::Spawned, signal: i32) {
-    let pid = server.child.id() as i32;
-    // SAFETY: plain kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill failed");
+    util::send_signal(server.child.id(), signal);
 }
 
 /// Waits for the spawned server to exit; returns its exit code.
 #[track_caller]
 fn wait_exit(server: &mut util::Spawned, within: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().expect("try_wait") {
-            return status.code();
-        }
-        assert!(
-            start.elapsed() < within,
-            "the server did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    util::wait_exit(&mut server.child, within)
 }
 
 #[test]

@@ -94,6 +94,8 @@ pub(crate) struct RequestState {
     pub closing: bool,
     /// The executor's clock at the connection's current resume (for the cached `Date`).
     pub now: Instant,
+    /// The executor's clock when this request's head was parsed (for the duration histogram).
+    pub started: Instant,
 }
 
 impl RequestState {
@@ -119,6 +121,7 @@ impl RequestState {
             body_bytes_sent: 0,
             closing: false,
             now: Instant::now(),
+            started: Instant::now(),
         }
     }
 
@@ -148,6 +151,7 @@ impl RequestState {
         self.script_len = 0;
         self.status = 0;
         self.body_bytes_sent = 0;
+        self.started = self.now;
     }
 
     /// True once the response head has been written.
