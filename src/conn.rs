@@ -139,7 +139,8 @@ impl Connection {
     }
 
     /// Registers for the shutdown wake on the first resume; afterwards, notices shutdown.
-    /// Returns true if the connection should close now (shutting down and idle).
+    /// Returns true if the connection should close now: never at once since an idle one may have
+    /// a request on its way (see `server::shutdown_idle_deadline`).
     fn check_shutdown(&mut self, cx: &mut Cx<'_>) -> bool {
         let Some((shutdown, slot)) = &mut self.shutdown else {
             return false;
@@ -151,7 +152,14 @@ impl Connection {
             return false;
         }
         self.req.closing = true;
-        matches!(self.state, State::ReadingHead) && self.input.is_empty() && self.output.is_empty()
+        if matches!(self.state, State::ReadingHead)
+            && self.input.is_empty()
+            && self.output.is_empty()
+        {
+            self.head_deadline =
+                crate::server::shutdown_idle_deadline(self.head_deadline, cx.now());
+        }
+        false
     }
 
     /// One step of the current state.

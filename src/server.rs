@@ -6,10 +6,12 @@
 //! counters: nothing is shared between workers on the hot path.
 //!
 //! Shutdown, in order: [`ShutdownHandle::begin`] (from a signal thread, say) wakes every
-//! worker's shutdown watcher task, which stops the acceptor at once, marks the worker as shutting down
-//! (`/healthz` answers 503 from then on), and wakes every connection: an idle one closes, a busy
-//! one finishes its current response with `Connection: close`. The worker returns once its last
-//! connection is gone, or when the grace period ends (what remains is closed then).
+//! worker's shutdown watcher task, which stops the acceptors at once, marks the worker as shutting
+//! down (`/healthz` answers 503 from then on), and wakes every connection: an idle one waits at
+//! most [`SHUTDOWN_IDLE_WAIT`] more for a request that may be on its way, then closes; a busy one
+//! (or one whose request arrives) finishes its current response with `Connection: close`. The
+//! worker returns once its last connection is gone, or when the grace period ends (what remains
+//! is closed then).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -38,6 +40,22 @@ pub const GRACE: Duration = Duration::from_secs(30);
 
 /// How often a worker copies its executor's counters into its [`ServerStats`].
 const STATS_INTERVAL: Duration = Duration::from_millis(250);
+
+/// How long an idle keep-alive connection still waits for a request once shutdown has begun,
+/// instead of its keep-alive timeout. Closing it at once would reset a request already on its
+/// way — written by a client that just read its previous response, sitting unread in the
+/// kernel's buffer — and under load every busy keep-alive connection has one. Within this time
+/// such a request arrives and is answered with `Connection: close`, so the client reconnects
+/// cleanly (to the new process, after a restart); a connection that stays silent is closed
+/// after it, which is the keep-alive timeout's ordinary race that clients already handle.
+pub const SHUTDOWN_IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// The deadline of an idle connection's wait for its next head once shutdown has begun: its
+/// current one, but no later than [`SHUTDOWN_IDLE_WAIT`] from `now`.
+pub fn shutdown_idle_deadline(current: Option<Instant>, now: Instant) -> Option<Instant> {
+    let last_chance = now + SHUTDOWN_IDLE_WAIT;
+    Some(current.map_or(last_chance, |d| d.min(last_chance)))
+}
 
 /// How the server runs.
 #[derive(Debug, Clone)]

@@ -195,3 +195,25 @@ fn the_poll_and_epoll_backends_serve_alike() {
         }
     }
 }
+
+/// A keep-alive client that sends its next request just as shutdown begins — it could not know —
+/// is answered (with `Connection: close`), not reset: an idle connection gets a last short wait.
+#[test]
+fn a_request_arriving_on_an_idle_connection_during_shutdown_is_answered() {
+    let mut server = spawn_server(&["--workers", "1", "--grace", "10"]);
+    let mut c = connect(server.addr);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut reader = Reader::new(c.try_clone().unwrap());
+    assert_eq!(reader.response().status, 200);
+    kill(&server, libc::SIGTERM);
+    // Shutdown has begun once the listener is closed.
+    util::wait_until("the listener closes", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(server.addr).is_err()
+    });
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = reader.response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(reader.closed());
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+}
