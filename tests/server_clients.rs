@@ -204,7 +204,10 @@ fn sizes_and_durations_take_units() {
         "2s",
     ]);
     // --max-head 1K: a 2 KiB head is too large.
-    let big = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n", "p".repeat(2048));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(2048)
+    );
     assert_eq!(roundtrip(server.addr, big.as_bytes()).status, 431);
     // --head-timeout 300ms: a head left unfinished is answered 408 long before the default 10 s.
     let started = std::time::Instant::now();
@@ -212,7 +215,11 @@ fn sizes_and_durations_take_units() {
     assert_eq!(r.status, 408);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
-    for (flag, value) in [("--max-body", "1.5M"), ("--head-timeout", "10 s"), ("--grace", "-1")] {
+    for (flag, value) in [
+        ("--max-body", "1.5M"),
+        ("--head-timeout", "10 s"),
+        ("--grace", "-1"),
+    ] {
         let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
             .args([flag, value])
             .output()
@@ -220,6 +227,9 @@ fn sizes_and_durations_take_units() {
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.ends_with("Run asycamore --help for the flags.\n"), "{err}");
+        assert!(
+            err.ends_with("Run asycamore --help for the flags.\n"),
+            "{err}"
+        );
     }
 }

@@ -60,7 +60,8 @@ pub trait App {
 
     /// Told of a request the connection answered itself before any handler was made for it (a
     /// rejected or timed-out head, or a panic in [`App::handler`]): the access log logs it. Does
-    /// nothing by default; middleware that wraps an application passes it on.
+    /// nothing by default; middleware that wraps one application passes it on (`AccessLog`
+    /// does; a `Router` does not: such a request has no path to route by).
     fn rejected(&self, rejected: &Rejected<'_>) {
         let _ = rejected;
     }
