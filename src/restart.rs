@@ -27,7 +27,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -98,7 +98,7 @@ impl Restarter {
     /// The program is the path the binary was started from, read now: if that file is replaced
     /// by a new build before SIGUSR2 (as `install` or a package upgrade does), the new build is
     /// what starts — the binary upgrade. If nothing runnable is left there, the running binary
-    /// itself ([`SELF_EXE`]) is started instead.
+    /// itself (`/proc/self/exe`) is started instead.
     ///
     /// # Errors
     /// If a listener cannot be duplicated.
@@ -135,8 +135,8 @@ impl Restarter {
         if pid != 0 {
             return Err(RestartError::InProgress(pid));
         }
-        let child = match self.spawn(&self.program.clone()) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.spawn(&PathBuf::from(SELF_EXE)),
+        let child = match self.spawn(&self.program) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.spawn(Path::new(SELF_EXE)),
             other => other,
         }
         .map_err(RestartError::Spawn)?;
@@ -152,7 +152,8 @@ impl Restarter {
         Ok(pid)
     }
 
-    fn spawn(&self, program: &PathBuf) -> io::Result<std::process::Child> {
+    /// Spawns `program` with our arguments and the listeners (see [`sys::spawn_inheriting`]).
+    fn spawn(&self, program: &Path) -> io::Result<std::process::Child> {
         let fds: Vec<RawFd> = self.listeners.iter().map(AsRawFd::as_raw_fd).collect();
         let list: Vec<String> = fds.iter().map(RawFd::to_string).collect();
         let mut command = Command::new(program);

@@ -40,7 +40,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::mpsc;
@@ -225,7 +225,8 @@ impl Reopener {
     }
 }
 
-fn open_append(path: &PathBuf) -> io::Result<File> {
+/// Opens `path` for appending, creating it if it is missing.
+fn open_append(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -1,10 +1,10 @@
 //! [`Rejected`]: a request the connection answered itself, before any handler was made for it —
 //! a head it refused (400, 414, 431, 501, 505), a head that timed out (408), or an application
-//! whose [`App::handler`](super::App::handler) panicked (500).
+//! whose [`App::handler`] panicked (500).
 //!
 //! Such a request never reaches a handler, so middleware that wraps handlers (the access log)
 //! would not see it; the connection tells the application through
-//! [`App::rejected`](super::App::rejected) instead.
+//! [`App::rejected`] instead.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
