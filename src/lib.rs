@@ -9,21 +9,31 @@
 //!   [`service::Environ`], [`service::Exchange`];
 //! - [`apps`] and [`middleware`]: demo applications and the router;
 //! - [`pool`]: a bounded thread pool for the blocking work a handler must not do on the loop;
-//! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]).
+//! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]);
+//! - operating it: [`signal`] (signals as events), [`restart`] (a new process on the same
+//!   listeners), [`bind`] (what `--bind` accepts), [`pid_file`], [`stats`], and [`units`] (sizes
+//!   and durations on the command line).
 #![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub use asycamore_executor as executor;
 
 pub mod apps;
+pub mod bind;
 pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod detect;
 pub mod middleware;
+pub mod pid_file;
 pub mod pool;
 pub mod response;
+pub mod restart;
 pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod signal;
 pub mod stats;
+mod sys;
+pub mod units;

@@ -8,33 +8,48 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use argh::FromArgs;
 
 use asycamore::apps::{self, DemoOptions, Echo, Hello, Upload};
+use asycamore::bind::{self, BindSpec};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
-use asycamore::middleware::{AccessLog, access_log};
+use asycamore::middleware::AccessLog;
+use asycamore::middleware::access_log::{LineFormat, LogFormat, LogWriter};
+use asycamore::pid_file::PidFile;
 use asycamore::pool::{self, ThreadPool};
+use asycamore::restart::{self, Inherited, Restarter};
 use asycamore::server::{self, PollerKind, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
+use asycamore::units::{Bytes, Seconds};
+
+/// The address served when no --bind is given.
+const DEFAULT_BIND: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 
 /// asycamore: an HTTP/1.1 server built from hand-written coroutines over poll(2) or epoll(7).
+/// Sizes take K, M or G (64K, 1M); durations take ms, s, m or h (500ms, 10s, 2m), and a bare
+/// number is seconds.
 #[derive(FromArgs)]
 struct Args {
-    /// address to listen on (default 127.0.0.1:8080)
-    #[argh(option, default = "SocketAddr::from(([127, 0, 0, 1], 8080))")]
-    bind: SocketAddr,
+    /// address to listen on: 127.0.0.1:8080, [::1]:8080, or HOST:PORT with a host name (every
+    /// local address it resolves to); repeat for several (default 127.0.0.1:8080)
+    #[argh(option)]
+    bind: Vec<BindSpec>,
+
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
 
     /// serve one application at every path: hello, echo or upload (default: all of them, routed
     /// by path: / hello, /echo, /upload)
     #[argh(option)]
     app: Option<String>,
 
-    /// worker threads, each with its own loop and SO_REUSEPORT listener (default: one per core)
+    /// worker threads, each with its own loop and SO_REUSEPORT listeners (default: one per core)
     #[argh(option)]
     workers: Option<usize>,
 
@@ -43,9 +58,9 @@ struct Args {
     #[argh(option)]
     max_connections: Option<usize>,
 
-    /// seconds in-flight requests get to finish after SIGTERM or SIGINT (default 30)
-    #[argh(option, default = "server::GRACE.as_secs_f64()")]
-    grace: f64,
+    /// time in-flight requests get to finish after SIGTERM, SIGINT or SIGQUIT (default 30s)
+    #[argh(option, default = "Seconds(server::GRACE)")]
+    grace: Seconds,
 
     /// readiness backend of each worker's loop: epoll (the default on Linux: the cost of a turn
     /// follows the connections that are ready) or poll (the executor's reference backend: it
@@ -61,50 +76,65 @@ struct Args {
     #[argh(option, default = "server::BACKLOG")]
     backlog: i32,
 
-    /// seconds a client has to finish a request head once started (default 10)
-    #[argh(option, default = "config::HEAD_TIMEOUT.as_secs_f64()")]
-    head_timeout: f64,
+    /// time a client has to finish a request head once started (default 10s)
+    #[argh(option, default = "Seconds(config::HEAD_TIMEOUT)")]
+    head_timeout: Seconds,
 
-    /// seconds an idle keep-alive connection is kept open (default 60)
-    #[argh(option, default = "config::KEEPALIVE_TIMEOUT.as_secs_f64()")]
-    keepalive_timeout: f64,
+    /// time an idle keep-alive connection is kept open (default 60s)
+    #[argh(option, default = "Seconds(config::KEEPALIVE_TIMEOUT)")]
+    keepalive_timeout: Seconds,
 
-    /// seconds a request body may go without a byte while the app waits (default 30)
-    #[argh(option, default = "config::BODY_TIMEOUT.as_secs_f64()")]
-    body_timeout: f64,
+    /// time a request body may go without a byte while the app waits (default 30s)
+    #[argh(option, default = "Seconds(config::BODY_TIMEOUT)")]
+    body_timeout: Seconds,
 
-    /// seconds pending output may go without the client taking a byte (default 30)
-    #[argh(option, default = "config::WRITE_TIMEOUT.as_secs_f64()")]
-    write_timeout: f64,
+    /// time pending output may go without the client taking a byte (default 30s)
+    #[argh(option, default = "Seconds(config::WRITE_TIMEOUT)")]
+    write_timeout: Seconds,
 
-    /// longest request line in bytes; longer gets 414 (default 8192)
-    #[argh(option, default = "Limits::default().max_request_line")]
-    max_request_line: usize,
+    /// longest request line; longer gets 414 (default 8K)
+    #[argh(option, default = "Bytes(Limits::default().max_request_line as u64)")]
+    max_request_line: Bytes,
 
-    /// largest request head in bytes; larger gets 431 (default 65536)
-    #[argh(option, default = "Limits::default().max_head")]
-    max_head: usize,
+    /// largest request head; larger gets 431 (default 64K)
+    #[argh(option, default = "Bytes(Limits::default().max_head as u64)")]
+    max_head: Bytes,
 
     /// most header fields in a request; more gets 431 (default 100)
     #[argh(option, default = "Limits::default().max_headers")]
     max_headers: usize,
 
-    /// output bytes above which a connection stops parsing pipelined requests and app writes
-    /// wait (default 65536)
-    #[argh(option, default = "config::OUTPUT_HIGH_WATER")]
-    output_high_water: usize,
+    /// output above which a connection stops parsing pipelined requests and app writes wait
+    /// (default 64K)
+    #[argh(option, default = "Bytes(config::OUTPUT_HIGH_WATER as u64)")]
+    output_high_water: Bytes,
 
-    /// unread request-body bytes discarded to keep a connection alive (default 262144)
-    #[argh(option, default = "config::DRAIN_LIMIT")]
-    drain_limit: u64,
+    /// unread request-body bytes discarded to keep a connection alive (default 256K)
+    #[argh(option, default = "Bytes(config::DRAIN_LIMIT)")]
+    drain_limit: Bytes,
 
-    /// largest body an app collects whole; larger gets 413 (default 1048576)
-    #[argh(option, default = "config::MAX_BODY")]
-    max_body: usize,
+    /// largest body an app collects whole; larger gets 413 (default 1M)
+    #[argh(option, default = "Bytes(config::MAX_BODY as u64)")]
+    max_body: Bytes,
 
-    /// write a Common Log Format line per request to PATH, or to standard output for -
+    /// write a line per request to PATH, or to standard output for -; SIGUSR1 or SIGHUP reopens
+    /// it
     #[argh(option)]
     access_log: Option<String>,
+
+    /// access log lines: common, combined (adds Referer and User-Agent) or json (default
+    /// common)
+    #[argh(option, default = "LogFormat::Common")]
+    access_log_format: LogFormat,
+
+    /// end common and combined log lines with the request's duration in microseconds (json
+    /// lines always carry duration_us)
+    #[argh(switch)]
+    access_log_duration: bool,
+
+    /// write the serving process's pid to PATH (replaced by the new process after a restart)
+    #[argh(option)]
+    pid_file: Option<PathBuf>,
 
     /// print nothing but errors
     #[argh(switch)]
@@ -122,9 +152,9 @@ struct Args {
     #[argh(option)]
     upstream: Option<String>,
 
-    /// seconds the upstream may stay silent before /proxy/ answers 504 (default 10)
-    #[argh(option, default = "apps::proxy::TIMEOUT.as_secs_f64()")]
-    upstream_timeout: f64,
+    /// time the upstream may stay silent before /proxy/ answers 504 (default 10s)
+    #[argh(option, default = "Seconds(apps::proxy::TIMEOUT)")]
+    upstream_timeout: Seconds,
 
     /// threads of the pool /blocking runs its work on (default 4)
     #[argh(option, default = "pool::THREADS")]
@@ -135,39 +165,37 @@ struct Args {
     pool_queue: usize,
 }
 
-/// Turns a flag's seconds into a duration, refusing what is not a finite positive number.
-fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
-    if value.is_finite() && value > 0.0 && value < 1e9 {
-        Ok(Duration::from_secs_f64(value))
+/// A flag's duration, refusing zero (every timeout and the grace period must be positive).
+fn positive(flag: &str, value: Seconds) -> Result<Duration, String> {
+    if value.get().is_zero() {
+        Err(format!("--{flag} must be above 0"))
     } else {
-        Err(format!(
-            "--{flag} must be a positive number of seconds, not {value}"
-        ))
+        Ok(value.get())
     }
 }
 
 fn config_from(args: &Args) -> Result<Config, String> {
     let limits = Limits {
-        max_request_line: args.max_request_line,
-        max_head: args.max_head,
+        max_request_line: args.max_request_line.as_usize(),
+        max_head: args.max_head.as_usize(),
         max_headers: args.max_headers,
         ..Limits::default()
     };
     if limits.max_request_line == 0 || limits.max_head == 0 || limits.max_headers == 0 {
         return Err("--max-request-line, --max-head and --max-headers must be above 0".into());
     }
-    if args.output_high_water == 0 {
+    if args.output_high_water.get() == 0 {
         return Err("--output-high-water must be above 0".into());
     }
     Ok(Config {
         limits,
-        head_timeout: seconds("head-timeout", args.head_timeout)?,
-        keepalive_timeout: seconds("keepalive-timeout", args.keepalive_timeout)?,
-        body_timeout: seconds("body-timeout", args.body_timeout)?,
-        write_timeout: seconds("write-timeout", args.write_timeout)?,
-        output_high_water: args.output_high_water,
-        drain_limit: args.drain_limit,
-        max_body: args.max_body,
+        head_timeout: positive("head-timeout", args.head_timeout)?,
+        keepalive_timeout: positive("keepalive-timeout", args.keepalive_timeout)?,
+        body_timeout: positive("body-timeout", args.body_timeout)?,
+        write_timeout: positive("write-timeout", args.write_timeout)?,
+        output_high_water: args.output_high_water.as_usize(),
+        drain_limit: args.drain_limit.get(),
+        max_body: args.max_body.as_usize(),
         profile: args.profile,
     })
 }
@@ -212,24 +240,8 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
             .ok_or_else(|| format!("--upstream {upstream}: no address"))?;
         demo.upstream = Some(addr);
     }
-    demo.upstream_timeout = seconds("upstream-timeout", args.upstream_timeout)?;
+    demo.upstream_timeout = positive("upstream-timeout", args.upstream_timeout)?;
     Ok(demo)
-}
-
-/// Opens the access log's destination and starts its writer thread.
-fn access_log_writer(path: &str) -> Result<mpsc::Sender<Vec<u8>>, String> {
-    let out: Box<dyn std::io::Write + Send> = if path == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("cannot open the access log {path}: {e}"))?,
-        )
-    };
-    Ok(access_log::spawn_writer(out))
 }
 
 /// Prints what `--profile` promises, per worker.
@@ -271,82 +283,187 @@ fn print_profile(reports: &[asycamore::stats::StatsSnapshot]) {
     }
 }
 
+/// One line for a usage error argh reported (its message may span several lines).
+fn usage_error(output: &str) -> String {
+    let message: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    format!(
+        "asycamore: {}. Run asycamore --help for the flags.",
+        message.join(" ").trim_end_matches('.')
+    )
+}
+
 fn main() -> ExitCode {
+    // First, before any thread exists: every thread started from here on is born with the
+    // handled signals blocked, so none of them can run a signal's default action (see
+    // `asycamore::signal`). A signal arriving from now on waits for the signal thread.
+    if let Err(e) = signal::block_handled() {
+        eprintln!("asycamore: cannot block signals: {e}");
+        return ExitCode::from(2);
+    }
+    asycamore::stats::process_start();
+    // Next, before anything opens a descriptor: listeners handed over by a restarting server.
+    let inherited = match Inherited::from_env() {
+        Ok(inherited) => inherited,
+        Err(message) => {
+            eprintln!("asycamore: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let argv: Vec<String> = std::env::args().collect();
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let args = match Args::from_args(&strs[..1], &strs[1..]) {
         Ok(args) => args,
         Err(early) => {
-            // `--help` is a success; a bad flag is a usage error (exit 2), one clear message.
+            // `--help` is a success; a bad flag is a usage error (exit 2), one clear line.
             return if early.status.is_ok() {
                 println!("{}", early.output);
                 ExitCode::SUCCESS
             } else {
-                eprintln!("asycamore: {}", early.output.trim_end());
-                eprintln!("Run asycamore --help for the flags.");
+                eprintln!("{}", usage_error(&early.output));
                 ExitCode::from(2)
             };
         }
     };
-    let result = config_from(&args).and_then(|config| {
-        app_named(args.app.as_deref())?; // refuse a bad name before binding
-        let log = args
-            .access_log
-            .as_deref()
-            .map(access_log_writer)
-            .transpose()?;
-        let workers = match args.workers {
-            Some(0) => return Err("--workers must be at least 1".into()),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        if args.max_connections == Some(0) {
-            return Err("--max-connections must be at least 1".into());
-        }
-        let options = ServerOptions {
-            addr: args.bind,
-            config,
-            backlog: args.backlog,
-            workers,
-            max_connections: args.max_connections,
-            grace: seconds("grace", args.grace)?,
-            poller: args.poller,
-        };
-        signal::block_shutdown_signals().map_err(|e| format!("cannot block signals: {e}"))?;
-        let server =
-            Server::bind(options).map_err(|e| format!("cannot listen on {}: {e}", args.bind))?;
-        signal::spawn_signal_thread(server.shutdown_handle(), args.quiet)
-            .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-        if !args.quiet {
-            eprintln!(
-                "asycamore: serving on http://{} with {workers} worker(s)",
-                server.local_addr()
-            );
-        }
-        let name = args.app.clone();
-        let demo = demo_options(&args)?;
-        let reports = server
-            .run(move |worker| {
-                let app = match app_named(name.as_deref()) {
-                    Ok(Some(app)) => app,
-                    _ => apps::demo(&demo, worker),
-                };
-                match &log {
-                    Some(tx) => Rc::new(AccessLog::with_writer(app, tx.clone())),
-                    None => app,
-                }
-            })
-            .map_err(|e| format!("server failed: {e}"))?;
-        if args.profile {
-            print_profile(&reports);
-        }
-        Ok(())
-    });
-    match result {
+    if args.version {
+        println!("asycamore {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match serve(&args, inherited) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("asycamore: {message}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Everything after the flags: bind (or take over inherited listeners), start the threads,
+/// serve until shutdown, write the last log lines.
+fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
+    let config = config_from(args)?;
+    app_named(args.app.as_deref())?; // refuse a bad name before binding
+    let workers = match args.workers {
+        Some(0) => return Err("--workers must be at least 1".into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if args.max_connections == Some(0) {
+        return Err("--max-connections must be at least 1".into());
+    }
+    let specs = if args.bind.is_empty() {
+        vec![BindSpec::Addr(DEFAULT_BIND)]
+    } else {
+        args.bind.clone()
+    };
+    let options = ServerOptions {
+        // A host name is resolved here, once; a restarted server inherits its listeners instead.
+        addrs: match &inherited {
+            Some(inherited) => inherited
+                .local_addrs()
+                .map_err(|e| format!("inherited listeners: {e}"))?,
+            None => bind::resolve_all(&specs).map_err(|e| e.to_string())?,
+        },
+        config,
+        backlog: args.backlog,
+        workers,
+        max_connections: args.max_connections,
+        grace: positive("grace", args.grace)?,
+        poller: args.poller,
+    };
+    let line = LineFormat {
+        format: args.access_log_format,
+        duration: args.access_log_duration,
+    };
+    let log = args
+        .access_log
+        .as_deref()
+        .map(|path| {
+            LogWriter::open(path, line)
+                .map_err(|e| format!("cannot open the access log {path}: {e}"))
+        })
+        .transpose()?;
+    let parent = inherited.as_ref().and_then(|i| i.parent);
+    let server = match inherited {
+        Some(inherited) => Server::from_listeners(inherited.listeners, options)
+            .map_err(|e| format!("cannot serve on the inherited listeners: {e}"))?,
+        None => Server::bind(options).map_err(|e| format!("cannot listen on {e}"))?,
+    };
+    let restarter = match Restarter::new(restart::borrowed(server.listeners()), args.quiet) {
+        Ok(restarter) => Some(restarter),
+        Err(e) => {
+            eprintln!("asycamore: SIGUSR2 will not restart: cannot copy the listeners: {e}");
+            None
+        }
+    };
+    signal::spawn_signal_thread(signal::Actions {
+        shutdown: server.shutdown_handle(),
+        reopen_logs: log.as_ref().map(|log| {
+            let reopener = log.reopener();
+            Box::new(move || reopener.reopen()) as Box<dyn FnMut() + Send>
+        }),
+        restart: restarter,
+        quiet: args.quiet,
+    })
+    .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    let urls: Vec<String> = server
+        .local_addrs()
+        .iter()
+        .map(|a| format!("http://{a}"))
+        .collect();
+    let name = args.app.clone();
+    let demo = demo_options(args)?;
+    let channel = log.as_ref().map(LogWriter::channel);
+    let mut pid_file = None;
+    let reports = server
+        .run_and_notify(
+            move |worker| {
+                let app = match app_named(name.as_deref()) {
+                    Ok(Some(app)) => app,
+                    _ => apps::demo(&demo, worker),
+                };
+                match &channel {
+                    Some(channel) => Rc::new(AccessLog::new(app, channel.clone())),
+                    None => app,
+                }
+            },
+            || {
+                // Serving now: say so, then (after a restart) let the old process drain.
+                if let Some(path) = &args.pid_file {
+                    match PidFile::write(path) {
+                        Ok(file) => pid_file = Some(file),
+                        Err(e) => eprintln!("asycamore: cannot write {}: {e}", path.display()),
+                    }
+                }
+                if !args.quiet {
+                    eprintln!(
+                        "asycamore: pid {} serving on {} with {workers} worker(s)",
+                        std::process::id(),
+                        urls.join(", ")
+                    );
+                }
+                if let Some(parent) = parent {
+                    match restart::take_over(parent) {
+                        Ok(true) if !args.quiet => {
+                            eprintln!("asycamore: took over from pid {parent}, which now drains");
+                        }
+                        Ok(_) => {}
+                        Err(e) => eprintln!("asycamore: cannot tell pid {parent} to drain: {e}"),
+                    }
+                }
+            },
+        )
+        .map_err(|e| format!("server failed: {e}"))?;
+    // Every worker has returned and handed off its last lines: write them before exiting.
+    if let Some(log) = log {
+        log.finish();
+    }
+    drop(pid_file);
+    if args.profile {
+        print_profile(&reports);
+    }
+    Ok(())
 }

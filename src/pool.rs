@@ -109,9 +109,8 @@ impl ThreadPool {
         };
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
-            let thread = std::thread::Builder::new()
-                .name(format!("pool-{i}"))
-                .spawn(move || run(&shared))?;
+            // Born with the server's signals blocked, like every thread the library starts.
+            let thread = crate::signal::spawn_thread(format!("pool-{i}"), move || run(&shared))?;
             pool.threads.push(thread);
         }
         Ok(pool)

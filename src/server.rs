@@ -9,8 +9,8 @@
 //! wakes every worker's shutdown watcher; the worker returns once its last connection is gone, or
 //! when the grace period ends (what remains is closed then).
 //!
-//! [`spawn_worker`] puts one worker's tasks on any executor, over any listener: the server runs
-//! it on a real poller and TCP listener, the simulation tests on the simulator's.
+//! [`spawn_worker`] puts one worker's tasks on any executor, over any listeners: the server runs
+//! it on a real poller and TCP listeners, the simulation tests on the simulator's.
 
 use std::cell::Cell;
 use std::io;
@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(target_os = "linux")]
 use asycamore_executor::EpollPoller;
@@ -31,7 +31,7 @@ use crate::conn::Connection;
 use crate::service::{App, Peer};
 pub use crate::shutdown::ShutdownHandle;
 use crate::shutdown::{ShutdownWatcher, WorkerShutdown};
-use crate::stats::ServerStats;
+use crate::stats::{ServerStats, StatsSnapshot};
 
 /// Default listen backlog: enough for a burst of thousands of connects while the loop is busy.
 pub const BACKLOG: i32 = 4096;
@@ -45,16 +45,17 @@ const STATS_INTERVAL: Duration = Duration::from_millis(250);
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    /// The address to listen on.
-    pub addr: SocketAddr,
+    /// The addresses to listen on (every worker accepts on all of them).
+    pub addrs: Vec<SocketAddr>,
     /// Limits, timeouts and buffer marks for every connection.
     pub config: Config,
     /// The kernel's queue of connections not yet accepted, per listener.
     pub backlog: i32,
-    /// Worker threads, each with its own executor and listener.
+    /// Worker threads, each with its own executor and listeners.
     pub workers: usize,
-    /// Live connections allowed in the whole server (split evenly between workers); beyond it the
-    /// acceptors stop accepting and new clients wait in the kernel's backlog.
+    /// Live connections allowed in the whole server (split evenly between workers, and between
+    /// a worker's listeners); beyond it the acceptors stop accepting and new clients wait in the
+    /// kernel's backlog.
     pub max_connections: Option<usize>,
     /// See [`GRACE`].
     pub grace: Duration,
@@ -99,7 +100,7 @@ impl ServerOptions {
     /// One worker on `addr` with default settings.
     pub fn new(addr: SocketAddr) -> ServerOptions {
         ServerOptions {
-            addr,
+            addrs: vec![addr],
             config: Config::default(),
             backlog: BACKLOG,
             workers: 1,
@@ -126,9 +127,23 @@ pub struct Worker {
 
 /// The counters of all workers, each published by its worker a few times a second; the one
 /// place workers share, and off the hot path (a lock taken per publication, not per request).
-#[derive(Debug, Default)]
+///
+/// Each worker publishes only its own slot, from its own thread, and its counters only grow, so
+/// every slot only grows. A page showing server-wide totals (`/metrics`, `/_status`) is served by
+/// one worker: it publishes its live counters first, then sums every slot. The sum then
+/// includes everything that worker had counted, and every other worker's last publication —
+/// never less than what an earlier page showed, whichever worker served it: totals never go
+/// down between two scrapes.
+#[derive(Debug)]
 pub struct StatusBoard {
-    workers: Mutex<Vec<crate::stats::StatsSnapshot>>,
+    workers: Mutex<Vec<StatsSnapshot>>,
+    started: SystemTime,
+}
+
+impl Default for StatusBoard {
+    fn default() -> StatusBoard {
+        StatusBoard::new(0)
+    }
 }
 
 impl StatusBoard {
@@ -136,11 +151,30 @@ impl StatusBoard {
     pub fn new(workers: usize) -> StatusBoard {
         StatusBoard {
             workers: Mutex::new(vec![Default::default(); workers]),
+            started: crate::stats::process_start(),
         }
     }
 
+    /// When the server started (see [`crate::stats::process_start`]).
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
+    /// Publishes worker `index`'s live counters, then returns every worker's last published
+    /// counters (by index) and their total: what a page of server-wide figures shows.
+    pub fn publish_and_read(
+        &self,
+        index: usize,
+        live: StatsSnapshot,
+    ) -> (Vec<StatsSnapshot>, StatsSnapshot) {
+        self.publish(index, live);
+        let all = self.snapshots();
+        let total = StatsSnapshot::total(&all);
+        (all, total)
+    }
+
     /// Records worker `index`'s counters.
-    pub fn publish(&self, index: usize, snapshot: crate::stats::StatsSnapshot) {
+    pub fn publish(&self, index: usize, snapshot: StatsSnapshot) {
         if let Ok(mut workers) = self.workers.lock()
             && let Some(slot) = workers.get_mut(index)
         {
@@ -149,7 +183,7 @@ impl StatusBoard {
     }
 
     /// Every worker's last published counters, by index.
-    pub fn snapshots(&self) -> Vec<crate::stats::StatsSnapshot> {
+    pub fn snapshots(&self) -> Vec<StatsSnapshot> {
         self.workers.lock().map(|w| w.clone()).unwrap_or_default()
     }
 }
@@ -157,60 +191,149 @@ impl StatusBoard {
 /// A bound server: its listeners are open (so an address in use is reported before anything
 /// runs); [`Server::run`] starts the workers.
 pub struct Server {
-    listeners: Vec<TcpListener>,
-    local: SocketAddr,
+    /// Every listening socket, each once.
+    sockets: Vec<TcpListener>,
+    /// For each worker, the indexes in `sockets` of the listeners it accepts on.
+    assignment: Vec<Vec<usize>>,
+    /// The address of each socket.
+    locals: Vec<SocketAddr>,
     options: ServerOptions,
     shutdown: ShutdownHandle,
 }
 
 impl Server {
-    /// Binds `options.workers` listeners on `options.addr`.
+    /// Binds every address of `options.addrs`, one listener per worker on each (with
+    /// `SO_REUSEPORT` when there are several workers, so the kernel spreads connections).
     ///
     /// # Errors
-    /// If the address cannot be bound (in use, not local, no permission).
+    /// If an address cannot be bound (in use, not local, no permission), or none is given.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
+        crate::stats::process_start();
+        if options.addrs.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no address to listen on",
+            ));
+        }
         let workers = options.workers.max(1);
         let reuse_port = workers > 1;
-        if reuse_port {
-            // SO_REUSEPORT would let us share a port another server holds with the same option;
-            // a plain bind first makes "address in use" mean what it says.
-            drop(TcpListener::bind(
-                options.addr,
-                Options {
-                    backlog: 1,
-                    reuse_port: false,
-                },
-            )?);
+        let mut sockets = Vec::new();
+        let mut assignment = vec![Vec::new(); workers];
+        for &addr in &options.addrs {
+            if reuse_port {
+                // SO_REUSEPORT would let us share a port another server holds with the same
+                // option; a plain bind first makes "address in use" mean what it says.
+                drop(
+                    TcpListener::bind(
+                        addr,
+                        Options {
+                            backlog: 1,
+                            reuse_port: false,
+                        },
+                    )
+                    .map_err(|e| with_addr(e, addr))?,
+                );
+            }
+            let mut local = addr;
+            for worker in &mut assignment {
+                let listener = TcpListener::bind(
+                    local,
+                    Options {
+                        backlog: options.backlog,
+                        reuse_port,
+                    },
+                )
+                .map_err(|e| with_addr(e, addr))?;
+                // Port 0 picks a port on the first bind; the other workers join that one.
+                local = listener.local_addr()?;
+                worker.push(sockets.len());
+                sockets.push(listener);
+            }
         }
-        let first = TcpListener::bind(
-            options.addr,
-            Options {
-                backlog: options.backlog,
-                reuse_port,
-            },
-        )?;
-        let local = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..workers {
-            listeners.push(TcpListener::bind(
-                local,
-                Options {
-                    backlog: options.backlog,
-                    reuse_port,
-                },
-            )?);
+        Server::assemble(sockets, assignment, options)
+    }
+
+    /// A server on listeners that are already open — inherited from the process this one
+    /// replaces ([`crate::restart`]) — instead of binding `options.addrs`. The listeners of one
+    /// address are shared out between the workers: each worker accepts on at least one per
+    /// address, and every listener has a worker accepting on it (a listener nobody accepts on
+    /// would still get its share of connections from the kernel, and leave them waiting).
+    ///
+    /// # Errors
+    /// If a listener's address cannot be read or none is given.
+    pub fn from_listeners(
+        listeners: Vec<TcpListener>,
+        options: ServerOptions,
+    ) -> io::Result<Server> {
+        crate::stats::process_start();
+        if listeners.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listener to serve on",
+            ));
         }
+        let workers = options.workers.max(1);
+        let mut groups: Vec<(SocketAddr, Vec<usize>)> = Vec::new();
+        for (i, listener) in listeners.iter().enumerate() {
+            let local = listener.local_addr()?;
+            match groups.iter_mut().find(|(addr, _)| *addr == local) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((local, vec![i])),
+            }
+        }
+        let mut assignment = vec![Vec::new(); workers];
+        for (_, members) in &groups {
+            for (w, worker) in assignment.iter_mut().enumerate() {
+                // Worker w takes listeners w, w + workers, ...; with fewer listeners than
+                // workers, it shares listener w mod n with another worker.
+                let mine: Vec<usize> = members.iter().copied().skip(w).step_by(workers).collect();
+                if mine.is_empty() {
+                    worker.push(members[w % members.len()]);
+                } else {
+                    worker.extend(mine);
+                }
+            }
+        }
+        Server::assemble(listeners, assignment, options)
+    }
+
+    fn assemble(
+        sockets: Vec<TcpListener>,
+        assignment: Vec<Vec<usize>>,
+        options: ServerOptions,
+    ) -> io::Result<Server> {
+        let locals = sockets
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
         Ok(Server {
-            listeners,
-            local,
+            sockets,
+            assignment,
+            locals,
             options,
             shutdown: ShutdownHandle::default(),
         })
     }
 
-    /// The address the server listens on (the real port when bound to port 0).
+    /// The first address the server listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.locals[0]
+    }
+
+    /// Every address the server listens on, each once, in the order given.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs: Vec<SocketAddr> = Vec::new();
+        for addr in &self.locals {
+            if !addrs.contains(addr) {
+                addrs.push(*addr);
+            }
+        }
+        addrs
+    }
+
+    /// Every listening socket, each once: what a restart hands to the new process.
+    pub fn listeners(&self) -> impl Iterator<Item = &TcpListener> {
+        self.sockets.iter()
     }
 
     /// A handle that begins a graceful shutdown from any thread.
@@ -223,38 +346,81 @@ impl Server {
     ///
     /// # Errors
     /// If a worker cannot start its executor, or polling fails.
-    pub fn run<F>(self, make_app: F) -> io::Result<Vec<crate::stats::StatsSnapshot>>
+    pub fn run<F>(self, make_app: F) -> io::Result<Vec<StatsSnapshot>>
+    where
+        F: Fn(&Worker) -> Rc<dyn App> + Send + Sync + 'static,
+    {
+        self.run_and_notify(make_app, || {})
+    }
+
+    /// As [`Server::run`], calling `serving` (on the calling thread) once every worker has made
+    /// its application and is accepting: the moment a restarted server tells the old one to
+    /// drain. It is not called if a worker fails to start.
+    ///
+    /// # Errors
+    /// As [`Server::run`].
+    pub fn run_and_notify<F>(
+        self,
+        make_app: F,
+        serving: impl FnOnce(),
+    ) -> io::Result<Vec<StatsSnapshot>>
     where
         F: Fn(&Worker) -> Rc<dyn App> + Send + Sync + 'static,
     {
         let Server {
-            listeners,
-            local,
+            sockets,
+            assignment,
+            locals,
             options,
             shutdown,
         } = self;
         let make_app = Arc::new(make_app);
-        let workers = listeners.len();
-        let per_worker_cap = options.max_connections.map(|n| n.div_ceil(workers).max(1));
+        let workers = assignment.len();
         let board = Arc::new(StatusBoard::new(workers));
+        let mut slots: Vec<Option<TcpListener>> = sockets.into_iter().map(Some).collect();
+        let mut uses = vec![0usize; slots.len()];
+        for &i in assignment.iter().flatten() {
+            uses[i] += 1;
+        }
+        let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
         let mut threads = Vec::new();
-        for (index, listener) in listeners.into_iter().enumerate() {
+        for (index, mine) in assignment.iter().enumerate() {
+            let mut listeners = Vec::with_capacity(mine.len());
+            for &i in mine {
+                uses[i] -= 1;
+                let listener = if uses[i] == 0 {
+                    slots[i].take()
+                } else {
+                    // Shared with another worker: each gets its own descriptor of the socket.
+                    slots[i].as_ref().map(duplicate).transpose()?
+                };
+                if let Some(listener) = listener {
+                    listeners.push((listener, locals[i]));
+                }
+            }
+            let per_listener_cap = options
+                .max_connections
+                .map(|n| n.div_ceil(workers).div_ceil(listeners.len().max(1)).max(1));
             let make_app = Arc::clone(&make_app);
             let options = options.clone();
             let shutdown = shutdown.clone();
             let board = Arc::clone(&board);
-            let thread = std::thread::Builder::new()
-                .name(format!("worker-{index}"))
-                .spawn(move || {
-                    let place = Placement {
-                        index,
-                        local,
-                        max_connections: per_worker_cap,
-                        board,
-                    };
-                    run_worker(&place, listener, &options, &shutdown, &*make_app)
-                })?;
+            let ready = ready_tx.clone();
+            let thread = crate::signal::spawn_thread(format!("worker-{index}"), move || {
+                let place = Placement {
+                    index,
+                    max_connections: per_listener_cap,
+                    board,
+                    ready,
+                };
+                run_worker(&place, listeners, &options, &shutdown, &*make_app)
+            })?;
             threads.push(thread);
+        }
+        drop(ready_tx);
+        // Every worker says it is ready, or ends (dropping its sender) before it could.
+        if ready.iter().take(workers).count() == workers {
+            serving();
         }
         let mut snapshots = Vec::new();
         let mut first_error = None;
@@ -272,27 +438,41 @@ impl Server {
     }
 }
 
+/// Names the address in a bind error, which the kernel's message does not.
+fn with_addr(e: io::Error, addr: SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), format!("{addr}: {e}"))
+}
+
+/// A second descriptor of the same listening socket.
+fn duplicate(listener: &TcpListener) -> io::Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let fd = listener.as_fd().try_clone_to_owned()?;
+    TcpListener::from_std(std::net::TcpListener::from(fd))
+}
+
 /// Where one worker stands among the others.
 struct Placement {
     index: usize,
-    local: SocketAddr,
+    /// The cap of each of its acceptors.
     max_connections: Option<usize>,
     board: Arc<StatusBoard>,
+    /// Told once the worker accepts.
+    ready: std::sync::mpsc::Sender<()>,
 }
 
 /// One worker thread's life: build its executor and app, serve, shut down.
 fn run_worker(
     place: &Placement,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, SocketAddr)>,
     options: &ServerOptions,
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
-) -> io::Result<crate::stats::StatsSnapshot> {
+) -> io::Result<StatsSnapshot> {
     match options.poller {
         PollerKind::Poll => serve(
             Executor::new()?,
             place,
-            listener,
+            listeners,
             options,
             shutdown,
             make_app,
@@ -301,7 +481,7 @@ fn run_worker(
         PollerKind::Epoll => serve(
             Executor::with_poller(EpollPoller::new()?)?,
             place,
-            listener,
+            listeners,
             options,
             shutdown,
             make_app,
@@ -313,14 +493,13 @@ fn run_worker(
 fn serve<P: Poller>(
     mut executor: Executor<P>,
     place: &Placement,
-    listener: TcpListener,
+    listeners: Vec<(TcpListener, SocketAddr)>,
     options: &ServerOptions,
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
-) -> io::Result<crate::stats::StatsSnapshot> {
+) -> io::Result<StatsSnapshot> {
     let Placement {
         index,
-        local,
         max_connections,
         ..
     } = *place;
@@ -332,17 +511,16 @@ fn serve<P: Poller>(
         board: Arc::clone(&place.board),
         shutting_down: Rc::clone(&worker_shutdown.flag),
     };
-    let app = make_app(&worker);
     let setup = WorkerSetup {
-        app,
+        app: make_app(&worker),
         config: Rc::new(options.config.clone()),
         stats: Rc::clone(&stats),
         shutdown: Rc::clone(&worker_shutdown),
-        local,
         max_connections,
     };
-    let watcher = spawn_worker(&mut executor, listener, setup);
-    shutdown.register(watcher);
+    shutdown.register(spawn_worker(&mut executor, listeners, setup));
+    // The acceptors run on the first turn; connections arriving meanwhile wait in the backlog.
+    let _ = place.ready.send(());
 
     let mut grace_deadline: Option<Instant> = None;
     loop {
@@ -371,16 +549,19 @@ pub struct WorkerSetup {
     pub stats: Rc<ServerStats>,
     /// The worker's shutdown state, which its connections and the watcher share.
     pub shutdown: Rc<WorkerShutdown>,
-    /// The address connections are accepted on (`SERVER_PORT`, and `SERVER_NAME` without Host).
-    pub local: SocketAddr,
-    /// Live connections this worker allows; see [`ServerOptions::max_connections`].
+    /// Live connections each of its acceptors allows; see [`ServerOptions::max_connections`].
     pub max_connections: Option<usize>,
 }
 
-/// Spawns one worker's tasks on `executor`: the acceptor on `listener`, which starts a
+/// Spawns one worker's tasks on `executor`: an acceptor on each listener (with the address it
+/// accepts on, for `SERVER_PORT` and `SERVER_NAME` without `Host`), which starts a
 /// [`Connection`] task for each client, and the shutdown watcher. Returns the watcher's waker:
 /// wake it (through a [`ShutdownHandle`]) to begin this worker's graceful shutdown.
-pub fn spawn_worker<P, L>(executor: &mut Executor<P>, listener: L, setup: WorkerSetup) -> Waker
+pub fn spawn_worker<P, L>(
+    executor: &mut Executor<P>,
+    listeners: Vec<(L, SocketAddr)>,
+    setup: WorkerSetup,
+) -> Waker
 where
     P: Poller,
     L: Listener + 'static,
@@ -391,36 +572,39 @@ where
         config,
         stats,
         shutdown,
-        local,
         max_connections,
     } = setup;
     let stop_accepting = Arc::new(AtomicBool::new(false));
-    let factory = {
-        let shutdown = Rc::clone(&shutdown);
-        move |stream: L::Stream, remote| -> Task {
-            let peer = Peer { remote, local };
-            Box::new(
-                Connection::new(
-                    stream,
-                    peer,
-                    Rc::clone(&app),
-                    Rc::clone(&config),
-                    Rc::clone(&stats),
+    let mut acceptors = Vec::with_capacity(listeners.len());
+    for (listener, local) in listeners {
+        let factory = {
+            let (app, config, stats) = (Rc::clone(&app), Rc::clone(&config), Rc::clone(&stats));
+            let shutdown = Rc::clone(&shutdown);
+            move |stream: L::Stream, remote| -> Task {
+                let peer = Peer { remote, local };
+                Box::new(
+                    Connection::new(
+                        stream,
+                        peer,
+                        Rc::clone(&app),
+                        Rc::clone(&config),
+                        Rc::clone(&stats),
+                    )
+                    .with_shutdown(Rc::clone(&shutdown)),
                 )
-                .with_shutdown(Rc::clone(&shutdown)),
-            )
+            }
+        };
+        let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
+        if let Some(max) = max_connections {
+            acceptor = acceptor.with_max_connections(max);
         }
-    };
-    let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
-    if let Some(max) = max_connections {
-        acceptor = acceptor.with_max_connections(max);
+        let id = executor.spawn(acceptor);
+        acceptors.push(executor.waker(id));
     }
-    let acceptor_id = executor.spawn(acceptor);
-    let acceptor = executor.waker(acceptor_id);
     let watcher = executor.spawn(ShutdownWatcher {
         shutdown,
         stop_accepting,
-        acceptor,
+        acceptors,
     });
     executor.waker(watcher)
 }

@@ -2,10 +2,12 @@
 //! see of it.
 //!
 //! In order: [`ShutdownHandle::begin`] (from the signal thread, say) wakes every worker's
-//! [`ShutdownWatcher`] task, which stops the acceptor at once, sets the worker's
+//! [`ShutdownWatcher`] task, which stops the acceptors at once, sets the worker's
 //! [`WorkerShutdown::flag`] (`/healthz` answers 503 from then on) and wakes every connection in
-//! its [`ConnectionRegistry`]: an idle one closes, a busy one finishes its current response with
-//! `Connection: close`. The worker itself decides when to stop its loop (see `server`).
+//! its [`ConnectionRegistry`]: an idle one waits at most [`SHUTDOWN_IDLE_WAIT`] more for a
+//! request that may be on its way, then closes; a busy one (or one whose request arrives)
+//! finishes its current response with `Connection: close`. The worker itself decides when to
+//! stop its loop (see `server`).
 //!
 //! Everything here but the handle is per worker and single-threaded (`Rc`, `Cell`): a connection
 //! registers its waker once, when it first runs, and only the watcher reads the registry.
@@ -15,7 +17,18 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use asycamore_executor::{Coroutine, Cx, Reason, Step, Waker};
+
+/// How long an idle keep-alive connection still waits for a request once shutdown has begun,
+/// instead of its keep-alive timeout. Closing it at once would reset a request already on its
+/// way — written by a client that just read its previous response, sitting unread in the
+/// kernel's buffer — and under load every busy keep-alive connection has one. Within this time
+/// such a request arrives and is answered with `Connection: close`, so the client reconnects
+/// cleanly (to the new process, after a restart); a connection that stays silent is closed
+/// after it, which is the keep-alive timeout's ordinary race that clients already handle.
+pub const SHUTDOWN_IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// Begins a graceful shutdown of every worker, from any thread.
 #[derive(Clone, Default)]
@@ -142,15 +155,15 @@ impl Drop for Membership {
     }
 }
 
-/// The task that waits for the shutdown wake, then stops the acceptor and wakes every
+/// The task that waits for the shutdown wake, then stops the acceptors and wakes every
 /// connection.
 pub struct ShutdownWatcher {
     /// The worker's shutdown state.
     pub shutdown: Rc<WorkerShutdown>,
-    /// The acceptor's stop flag.
+    /// The acceptors' stop flag.
     pub stop_accepting: Arc<AtomicBool>,
-    /// Wakes the acceptor, so it sees the flag.
-    pub acceptor: Waker,
+    /// Wakes the acceptors, so they see the flag.
+    pub acceptors: Vec<Waker>,
 }
 
 impl Coroutine for ShutdownWatcher {
@@ -163,7 +176,9 @@ impl Coroutine for ShutdownWatcher {
         }
         self.shutdown.flag.set(true);
         self.stop_accepting.store(true, Ordering::Release);
-        self.acceptor.wake();
+        for acceptor in &self.acceptors {
+            acceptor.wake();
+        }
         self.shutdown.registry.wake_all();
         Step::Ready(())
     }

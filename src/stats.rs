@@ -1,10 +1,14 @@
-//! Per-worker counters: connections, requests, responses by status class, timeouts, panics.
+//! Per-worker counters: connections, requests, responses by status class, timeouts, panics,
+//! and a histogram of request durations.
 //!
 //! A worker thread owns one [`ServerStats`] shared by its connections through an `Rc`; plain
-//! `Cell`s suffice because nothing crosses threads on the hot path.
+//! `Cell`s suffice because nothing crosses threads on the hot path. Other threads see a worker's
+//! counters only as the [`StatsSnapshot`]s it publishes, and [`StatsSnapshot::total`] adds up
+//! several workers' snapshots for the server-wide figures.
 
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
 
 use asycamore_executor::Stats;
 
@@ -21,12 +25,52 @@ pub struct ServerStats {
     short_responses: Cell<u64>,
     bytes_in: Cell<u64>,
     bytes_out: Cell<u64>,
+    durations: [Cell<u64>; DURATION_BUCKETS.len() + 1],
+    duration_sum_nanos: Cell<u64>,
     executor: RefCell<Stats>,
     slowest_steps: RefCell<Vec<(Duration, &'static str)>>,
 }
 
 /// How many of the slowest handler steps `--profile` keeps.
 pub const SLOWEST_STEPS: usize = 10;
+
+/// Upper bounds, in seconds, of the request-duration histogram's buckets (a last one, `+Inf`,
+/// holds the rest): from half a millisecond, where a request answered in the turn it arrived
+/// lands, to ten seconds, beyond any handler that is not waiting on something slow. Fixed, so
+/// that the histograms of every worker and every restart add up bucket by bucket.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Request durations: how many fell in each bucket of [`DURATION_BUCKETS`] (not cumulative; the
+/// last entry is `+Inf`), and their sum.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DurationHistogram {
+    /// Observations per bucket, the last one beyond the largest bound.
+    pub counts: [u64; DURATION_BUCKETS.len() + 1],
+    /// The sum of all observations, in nanoseconds.
+    pub sum_nanos: u64,
+}
+
+impl DurationHistogram {
+    /// Observations in total.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The bucket a duration falls in: the first whose upper bound it does not exceed.
+    pub fn bucket_of(duration: Duration) -> usize {
+        let seconds = duration.as_secs_f64();
+        DURATION_BUCKETS.partition_point(|&bound| bound < seconds)
+    }
+}
+
+/// When the server started: the first call (the binary makes it first thing in `main`; a
+/// [`Server`](crate::server::Server) makes it when it binds).
+pub fn process_start() -> SystemTime {
+    static START: OnceLock<SystemTime> = OnceLock::new();
+    *START.get_or_init(SystemTime::now)
+}
 
 /// A copy of the counters at one moment.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -52,6 +96,8 @@ pub struct StatsSnapshot {
     pub bytes_in: u64,
     /// Bytes written to clients' sockets.
     pub bytes_out: u64,
+    /// How long the responses the application made took, from the parsed head to the end.
+    pub durations: DurationHistogram,
     /// The executor's counters, as last recorded by the worker.
     pub executor: Stats,
     /// The slowest handler steps timed (with `Config::profile`), slowest first, with the
@@ -86,10 +132,20 @@ impl ServerStats {
         bump(&self.request_errors);
     }
 
-    /// A response with `status` was completed.
+    /// A response with `status` was completed (one the connection made itself: an error).
     pub fn response(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         bump(&self.responses[class]);
+    }
+
+    /// The application's response with `status` was completed, `duration` after its request's
+    /// head was parsed: counted as [`ServerStats::response`] and observed in the histogram.
+    pub fn request_done(&self, status: u16, duration: Duration) {
+        self.response(status);
+        bump(&self.durations[DurationHistogram::bucket_of(duration)]);
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.duration_sum_nanos
+            .set(self.duration_sum_nanos.get().saturating_add(nanos));
     }
 
     /// A connection timed out.
@@ -151,9 +207,59 @@ impl ServerStats {
             short_responses: self.short_responses.get(),
             bytes_in: self.bytes_in.get(),
             bytes_out: self.bytes_out.get(),
+            durations: DurationHistogram {
+                counts: std::array::from_fn(|i| self.durations[i].get()),
+                sum_nanos: self.duration_sum_nanos.get(),
+            },
             executor: self.executor(),
             slowest_steps: self.slowest_steps.borrow().clone(),
         }
+    }
+}
+
+impl StatsSnapshot {
+    /// The server-wide figures: every counter summed over `snapshots` (the executor's too, and
+    /// resumes by kind merged by name), the slowest steps of all of them.
+    pub fn total<'a>(snapshots: impl IntoIterator<Item = &'a StatsSnapshot>) -> StatsSnapshot {
+        let mut t = StatsSnapshot::default();
+        for s in snapshots {
+            t.connections_open += s.connections_open;
+            t.connections_total += s.connections_total;
+            t.requests += s.requests;
+            for (sum, n) in t.responses.iter_mut().zip(s.responses) {
+                *sum += n;
+            }
+            t.request_errors += s.request_errors;
+            t.timeouts += s.timeouts;
+            t.panics += s.panics;
+            t.bytes_in += s.bytes_in;
+            t.bytes_out += s.bytes_out;
+            for (sum, n) in t.durations.counts.iter_mut().zip(s.durations.counts) {
+                *sum += n;
+            }
+            t.durations.sum_nanos = t.durations.sum_nanos.saturating_add(s.durations.sum_nanos);
+            let (e, x) = (&mut t.executor, &s.executor);
+            e.turns += x.turns;
+            e.polls += x.polls;
+            e.events += x.events;
+            e.resumes += x.resumes;
+            e.spawned += x.spawned;
+            e.finished += x.finished;
+            e.abandoned += x.abandoned;
+            e.timers_armed += x.timers_armed;
+            e.poll_time += x.poll_time;
+            e.run_time += x.run_time;
+            for &(kind, n) in &x.resumes_by_kind {
+                match e.resumes_by_kind.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, sum)) => *sum += n,
+                    None => e.resumes_by_kind.push((kind, n)),
+                }
+            }
+            t.slowest_steps.extend_from_slice(&s.slowest_steps);
+        }
+        t.slowest_steps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        t.slowest_steps.truncate(SLOWEST_STEPS);
+        t
     }
 }
 
@@ -183,5 +289,51 @@ mod tests {
             stats.response(status);
         }
         assert_eq!(stats.snapshot().responses, [1, 2, 1, 1, 2]);
+    }
+
+    #[test]
+    fn durations_fall_in_the_first_bucket_that_holds_them() {
+        let stats = ServerStats::default();
+        for ms in [0, 1, 2, 1000, 60_000] {
+            stats.request_done(200, Duration::from_millis(ms));
+        }
+        let h = stats.snapshot().durations;
+        // 0 ms and 1 ms (the bound itself) in the first two, 2 ms in le=0.0025, 1 s in le=1, a
+        // minute beyond every bound.
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[1], 1);
+        assert_eq!(h.counts[2], 1);
+        assert_eq!(h.counts[DURATION_BUCKETS.len() - 4], 1);
+        assert_eq!(h.counts[DURATION_BUCKETS.len()], 1);
+        assert_eq!(h.count(), 5);
+        assert_eq!(h.sum_nanos, 61_003_000_000);
+        assert_eq!(stats.snapshot().responses[1], 5);
+    }
+
+    #[test]
+    fn totals_add_every_worker_up() {
+        let a = ServerStats::default();
+        let b = ServerStats::default();
+        a.request_started();
+        a.request_done(200, Duration::from_millis(3));
+        b.request_started();
+        b.request_done(404, Duration::from_millis(3));
+        b.connection_opened();
+        let mut sa = a.snapshot();
+        let mut sb = b.snapshot();
+        sa.executor.turns = 5;
+        sa.executor.resumes_by_kind = vec![("connection", 2)];
+        sb.executor.turns = 7;
+        sb.executor.resumes_by_kind = vec![("connection", 3), ("sleep", 1)];
+        let t = StatsSnapshot::total([&sa, &sb]);
+        assert_eq!(t.requests, 2);
+        assert_eq!(t.responses, [0, 1, 0, 1, 0]);
+        assert_eq!(t.connections_open, 1);
+        assert_eq!(t.durations.count(), 2);
+        assert_eq!(t.executor.turns, 12);
+        assert_eq!(
+            t.executor.resumes_by_kind,
+            [("connection", 5), ("sleep", 1)]
+        );
     }
 }

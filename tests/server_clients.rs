@@ -5,7 +5,7 @@ mod util;
 
 use std::process::Command;
 
-use util::{serve_demo, spawn_server};
+use util::{roundtrip, serve_demo, spawn_server};
 
 /// Runs a command and returns its stdout; panics with its stderr if it fails.
 #[track_caller]
@@ -232,4 +232,49 @@ fn curl_posting_2mb_to_echo_gets_100_continue_at_once() {
         "the echo differs ({} bytes back)",
         out.stdout.len()
     );
+}
+
+#[test]
+fn sizes_and_durations_take_units() {
+    let server = spawn_server(&[
+        "--head-timeout",
+        "300ms",
+        "--max-head",
+        "1K",
+        "--output-high-water",
+        "64K",
+        "--max-body",
+        "1M",
+        "--grace",
+        "2s",
+    ]);
+    // --max-head 1K: a 2 KiB head is too large.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(2048)
+    );
+    assert_eq!(roundtrip(server.addr, big.as_bytes()).status, 431);
+    // --head-timeout 300ms: a head left unfinished is answered 408 long before the default 10 s.
+    let started = std::time::Instant::now();
+    let r = roundtrip(server.addr, b"GET / HTTP/1.1\r\nHost:");
+    assert_eq!(r.status, 408);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    for (flag, value) in [
+        ("--max-body", "1.5M"),
+        ("--head-timeout", "10 s"),
+        ("--grace", "-1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+            .args([flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.ends_with("Run asycamore --help for the flags.\n"),
+            "{err}"
+        );
+    }
 }

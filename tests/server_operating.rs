@@ -10,26 +10,13 @@ use util::{Reader, connect, spawn_server};
 
 /// Sends `signal` to the spawned server.
 fn kill(server: &util::Spawned, signal: i32) {
-    let pid = server.child.id() as i32;
-    // SAFETY: plain kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(rc, 0, "kill failed");
+    util::send_signal(server.child.id(), signal);
 }
 
 /// Waits for the spawned server to exit; returns its exit code.
 #[track_caller]
 fn wait_exit(server: &mut util::Spawned, within: Duration) -> Option<i32> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().expect("try_wait") {
-            return status.code();
-        }
-        assert!(
-            start.elapsed() < within,
-            "the server did not exit within {within:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    util::wait_exit(&mut server.child, within)
 }
 
 #[test]
@@ -207,4 +194,26 @@ fn the_poll_and_epoll_backends_serve_alike() {
             assert!(closed_when_idle, "{poller}: the idle connection is closed");
         }
     }
+}
+
+/// A keep-alive client that sends its next request just as shutdown begins — it could not know —
+/// is answered (with `Connection: close`), not reset: an idle connection gets a last short wait.
+#[test]
+fn a_request_arriving_on_an_idle_connection_during_shutdown_is_answered() {
+    let mut server = spawn_server(&["--workers", "1", "--grace", "10"]);
+    let mut c = connect(server.addr);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut reader = Reader::new(c.try_clone().unwrap());
+    assert_eq!(reader.response().status, 200);
+    kill(&server, libc::SIGTERM);
+    // Shutdown has begun once the listener is closed.
+    util::wait_until("the listener closes", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(server.addr).is_err()
+    });
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let r = reader.response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(reader.closed());
+    assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
 }

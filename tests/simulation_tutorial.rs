@@ -117,10 +117,13 @@ fn conversation() -> (Vec<String>, Vec<u8>) {
         config: Rc::new(config),
         stats: Rc::new(ServerStats::default()),
         shutdown: Rc::new(WorkerShutdown::default()),
-        local: SocketAddr::from(([127, 0, 0, 1], 80)),
         max_connections: None,
     };
-    let _watcher = spawn_worker(&mut executor, listener, setup);
+    let _watcher = spawn_worker(
+        &mut executor,
+        vec![(listener, SocketAddr::from(([127, 0, 0, 1], 80)))],
+        setup,
+    );
     let received = Rc::new(RefCell::new(Vec::new()));
     executor.spawn(Client::Start {
         sim: sim.clone(),

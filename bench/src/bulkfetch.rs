@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::executor::net::{Connect, TcpStream};
 use asycamore::executor::{Coroutine, Cx, Executor, Step};
+use asycamore::units::Seconds;
 
+use crate::cli::{self, ToolError};
 use crate::framing::ResponseDetector;
 use crate::target::Target;
 
@@ -27,9 +29,10 @@ pub struct BulkFetchArgs {
     /// fetches at once (default 16)
     #[argh(option, short = 'c', default = "16")]
     pub concurrency: usize,
-    /// seconds a fetch may go without progress (default 5)
-    #[argh(option, default = "5.0")]
-    pub timeout: f64,
+    /// time a fetch may go without progress, e.g. 5s or 500ms; a bare number is seconds
+    /// (default 5s)
+    #[argh(option, default = "Seconds(Duration::from_secs(5))")]
+    pub timeout: Seconds,
 }
 
 /// How one fetch ended.
@@ -302,19 +305,13 @@ pub fn fetch_all(
 ///
 /// # Errors
 /// A message for bad flags or a failed run; any fetch that failed makes the exit status non-zero.
-pub fn main(args: BulkFetchArgs) -> Result<(), String> {
+pub fn main(args: BulkFetchArgs) -> Result<(), ToolError> {
     if args.urls.is_empty() {
-        return Err("give at least one URL".into());
+        return Err(ToolError::Usage("give at least one URL".into()));
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
-    let results = fetch_all(
-        &args.urls,
-        args.concurrency,
-        Duration::from_secs_f64(args.timeout),
-    )
-    .map_err(|e| format!("executor: {e}"))?;
+    let timeout = cli::positive("--timeout", args.timeout)?;
+    let results =
+        fetch_all(&args.urls, args.concurrency, timeout).map_err(|e| format!("executor: {e}"))?;
     let mut failed = 0;
     println!("{:>6} {:>10} {:>9}  url", "status", "bytes", "ms");
     for f in &results {
@@ -330,7 +327,10 @@ pub fn main(args: BulkFetchArgs) -> Result<(), String> {
         }
     }
     if failed > 0 {
-        Err(format!("{failed} of {} fetches failed", results.len()))
+        Err(ToolError::Failed(format!(
+            "{failed} of {} fetches failed",
+            results.len()
+        )))
     } else {
         Ok(())
     }

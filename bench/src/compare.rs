@@ -15,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
+use asycamore::units::Seconds;
+
+use crate::cli::ToolError;
 
 use crate::sys;
 
@@ -32,9 +35,9 @@ pub struct CompareArgs {
     /// comma-separated cells among ka50, ka1000, pipe16, close (default all)
     #[argh(option)]
     pub cells: Option<String>,
-    /// seconds per measured run (default 5), after a 1 s warm-up
-    #[argh(option, default = "5")]
-    pub duration: u64,
+    /// time per measured run in whole seconds, e.g. 5s or 1m (default 5s), after a 1 s warm-up
+    #[argh(option, default = "Seconds(Duration::from_secs(5))")]
+    pub duration: Seconds,
     /// rounds over all servers; each cell reports its median round (default 1)
     #[argh(option, default = "1")]
     pub repeat: usize,
@@ -778,8 +781,22 @@ y2=\"{:.1}\" stroke=\"#999\"/>",
 /// The `compare` subcommand.
 ///
 /// # Errors
-/// A message if a build fails, a server does not start or a tool's output cannot be read.
-pub fn main(args: CompareArgs) -> Result<(), String> {
+/// A usage error for a bad flag; a failure if a build fails, a server does not start or a
+/// tool's output cannot be read.
+pub fn main(args: CompareArgs) -> Result<(), ToolError> {
+    let seconds = args.duration.get();
+    if seconds.is_zero() || seconds.subsec_nanos() != 0 {
+        // wrk takes whole seconds, and both tools must measure the same span.
+        return Err(ToolError::Usage(
+            "--duration must be a whole number of seconds".into(),
+        ));
+    }
+    let seconds = seconds.as_secs();
+    compare(&args, seconds)
+}
+
+/// [`main`] once the flags are checked; `seconds` is the measured run's length.
+fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
     let mut servers: Vec<&str> = match &args.servers {
         Some(list) => list.split(',').map(str::trim).collect(),
         None => SERVERS.to_vec(),
@@ -790,9 +807,9 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
     let known =
         |s: &&str| SERVERS.contains(s) || (*s == "asycamore-base" && args.baseline.is_some());
     if let Some(bad) = servers.iter().find(|s| !known(s)) {
-        return Err(format!(
+        return Err(ToolError::Usage(format!(
             "unknown server {bad}; choose from {SERVERS:?} (and asycamore-base with --baseline)"
-        ));
+        )));
     }
     let cells: Vec<Cell> = match &args.cells {
         Some(list) => list
@@ -806,14 +823,19 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
                         format!("unknown cell {name}; choose ka50, ka1000, pipe16, close")
                     })
             })
-            .collect::<Result<_, _>>()?,
+            .collect::<Result<_, _>>()
+            .map_err(ToolError::Usage)?,
         None => CELLS.to_vec(),
     };
     let tools: Vec<&str> = match args.tool.as_str() {
         "wrk" => vec!["wrk"],
         "load" => vec!["load"],
         "both" => vec!["wrk", "load"],
-        other => return Err(format!("--tool {other}: choose wrk, load or both")),
+        other => {
+            return Err(ToolError::Usage(format!(
+                "--tool {other}: choose wrk, load or both"
+            )));
+        }
     };
     if let Some(csv) = &args.replot {
         let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
@@ -823,7 +845,7 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
             .into_iter()
             .filter(|s| results.iter().any(|(r, _, _, _)| r == s))
             .collect();
-        return write_report(&args, &results, &servers, &cells, &tools);
+        return Ok(write_report(args, &results, &servers, &cells, &tools)?);
     }
     if tools.contains(&"wrk") && which("wrk").is_none() {
         eprintln!("compare: installing wrk from Debian");
@@ -854,7 +876,7 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
         "compare: load tool {}; servers {}; {} s per cell",
         tools.join(" and "),
         servers.join(", "),
-        args.duration
+        seconds
     );
     // Rounds interleave the servers, so a burst of other work on the machine hits all of them
     // rather than one; each cell keeps its median round.
@@ -864,7 +886,7 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
             let running = start(server, &bins)?;
             for cell in &cells {
                 for tool in &tools {
-                    let m = measure(tool, cell, &running, args.duration, &bins, &lua)?;
+                    let m = measure(tool, cell, &running, seconds, &bins, &lua)?;
                     println!(
                         "#{round} {server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  \
 {} errors{}",
@@ -887,7 +909,7 @@ pub fn main(args: CompareArgs) -> Result<(), String> {
     std::fs::write(&csv_path, to_csv(&rounds))
         .map_err(|e| format!("{}: {e}", csv_path.display()))?;
     let results = medians(&rounds, &servers, &cells, &tools);
-    write_report(&args, &results, &servers, &cells, &tools)
+    Ok(write_report(args, &results, &servers, &cells, &tools)?)
 }
 
 /// Writes compare.md and compare.svg and prints the table.
@@ -904,7 +926,7 @@ fn write_report(
         servers,
         cells,
         tools,
-        args.duration,
+        args.duration.get().as_secs(),
         args.repeat.max(1),
     );
     let md_path = args.out.join("compare.md");

@@ -18,6 +18,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use argh::FromArgs;
+use asycamore::units::{Bytes, Millis};
+use asycamore_bench::cli::ToolError;
 use asycamore_executor::echo::Echo;
 use asycamore_executor::net::{Connect, Options, TcpListener, TcpStream};
 use asycamore_executor::service::Acceptor;
@@ -30,19 +32,19 @@ pub struct EchoArgs {
     /// concurrent connections for a round-trip run (repeatable; default 1 and 50)
     #[argh(option, short = 'c')]
     connections: Vec<usize>,
-    /// bytes per message (default 32)
-    #[argh(option, default = "32")]
-    message: usize,
-    /// milliseconds per round-trip run (default 1000)
-    #[argh(option, default = "1000")]
-    millis: u64,
+    /// size of each message, e.g. 32 or 4K (default 32)
+    #[argh(option, default = "Bytes(32)")]
+    message: Bytes,
+    /// time per round-trip run, e.g. 1s or 500ms; a bare number is milliseconds (default 1000)
+    #[argh(option, default = "Millis(Duration::from_secs(1))")]
+    millis: Millis,
     /// registered idle fds for a turn-cost run (repeatable; default 1, 100 and 10000)
     #[argh(option, short = 'f')]
     idle_fds: Vec<usize>,
 }
 
 /// Runs the benchmark and prints the tables.
-pub fn run(args: EchoArgs) -> Result<(), String> {
+pub fn run(args: EchoArgs) -> Result<(), ToolError> {
     let connections = if args.connections.is_empty() {
         vec![1, 50]
     } else {
@@ -54,11 +56,17 @@ pub fn run(args: EchoArgs) -> Result<(), String> {
         args.idle_fds
     };
     let limit = raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
-    let run_for = Duration::from_millis(args.millis);
+    let run_for = args.millis.get();
+    let message = args.message.as_usize();
+    if message == 0 || run_for.is_zero() {
+        return Err(ToolError::Usage(
+            "--message and --millis must be above 0".into(),
+        ));
+    }
 
     println!(
         "echo round trips over 127.0.0.1, {}-byte messages, {run_for:?} per run",
-        args.message
+        message
     );
     println!(
         "{:>12} {:>14} {:>14}",
@@ -66,7 +74,7 @@ pub fn run(args: EchoArgs) -> Result<(), String> {
     );
     for &n in &connections {
         let (trips, elapsed) =
-            round_trips(n, args.message, run_for).map_err(|e| format!("echo with {n}: {e}"))?;
+            round_trips(n, message, run_for).map_err(|e| format!("echo with {n}: {e}"))?;
         let per_sec = trips as f64 / elapsed.as_secs_f64();
         let latency = elapsed.as_secs_f64() * n as f64 / trips.max(1) as f64;
         println!("{n:>12} {per_sec:>14.0} {:>11.1} µs", latency * 1e6);

@@ -13,6 +13,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod bulkfetch;
+pub mod cli;
 pub mod compare;
 pub mod framing;
 pub mod histogram;

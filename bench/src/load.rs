@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::executor::net::{Connect, TcpStream};
 use asycamore::executor::{Coroutine, Cx, Executor, Step};
+use asycamore::units::{Bytes, Seconds};
 
+use crate::cli::{self, ToolError};
 use crate::framing::ResponseDetector;
 use crate::histogram::Histogram;
 use crate::sys;
@@ -41,6 +43,8 @@ use crate::target::Target;
 pub const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 /// Initial capacity of each connection's read buffer, in bytes.
 pub const READ_BUFFER: usize = 64 * 1024;
+/// How long a run lasts without `-d` or `-n`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
 /// Drive an HTTP server with N connections, pipelining, GET/POST mixes or a fixed request rate.
 #[derive(FromArgs, Debug, Clone)]
@@ -55,21 +59,22 @@ pub struct LoadArgs {
     /// requests in flight per connection, written as one batch (default 1)
     #[argh(option, short = 'p', default = "1")]
     pub pipeline: usize,
-    /// seconds to run (default 10, unless -n is given)
+    /// how long to run, e.g. 10s, 500ms, 2m; a bare number is seconds (default 10s, unless -n
+    /// is given)
     #[argh(option, short = 'd')]
-    pub duration: Option<f64>,
+    pub duration: Option<Seconds>,
     /// total requests to send instead of a duration
     #[argh(option, short = 'n')]
     pub requests: Option<u64>,
-    /// POST with a Content-Length body of this many bytes (default: GET)
+    /// POST with a Content-Length body of this size, e.g. 1024 or 64K (default: GET)
     #[argh(option)]
-    pub body_size: Option<usize>,
+    pub body_size: Option<Bytes>,
     /// POST with a chunked body of this many chunks (with --chunk-size)
     #[argh(option)]
     pub chunks: Option<usize>,
-    /// bytes per chunk of a chunked POST (default 1024)
-    #[argh(option, default = "1024")]
-    pub chunk_size: usize,
+    /// size of each chunk of a chunked POST, e.g. 1024 or 16K (default 1024)
+    #[argh(option, default = "Bytes(1024)")]
+    pub chunk_size: Bytes,
     /// mix of client kinds by weight, e.g. get=3,post=1 (POSTs use --body-size or --chunks,
     /// default 1024 bytes)
     #[argh(option)]
@@ -80,9 +85,10 @@ pub struct LoadArgs {
     /// total requests per second, open loop (latency counted from the intended send time)
     #[argh(option)]
     pub rate: Option<f64>,
-    /// seconds without progress before outstanding requests count as timed out (default 5)
-    #[argh(option, default = "5.0")]
-    pub timeout: f64,
+    /// time without progress before outstanding requests count as timed out, and before a -n
+    /// run whose connects all fail gives up (default 5s)
+    #[argh(option, default = "Seconds(Duration::from_secs(5))")]
+    pub timeout: Seconds,
     /// extra request header, "Name: value" (repeatable)
     #[argh(option, short = 'H')]
     pub header: Vec<String>,
@@ -188,19 +194,21 @@ impl LoadConfig {
     /// # Errors
     /// A message naming the bad flag.
     pub fn from_args(args: &LoadArgs) -> Result<LoadConfig, String> {
+        let chunk_size = args.chunk_size.as_usize();
+        let body_size = args.body_size.map(Bytes::as_usize);
         let target = Target::parse(&args.url).map_err(|e| format!("{}: {e}", args.url))?;
         if args.connections == 0 || args.pipeline == 0 {
             return Err("-c and -p must be at least 1".into());
         }
-        let post_body = match (args.chunks, args.body_size) {
+        let post_body = match (args.chunks, body_size) {
             (Some(_), Some(_)) => return Err("give --body-size or --chunks, not both".into()),
             (Some(chunks), None) => {
-                if chunks == 0 || args.chunk_size == 0 {
+                if chunks == 0 || chunk_size == 0 {
                     return Err("--chunks and --chunk-size must be at least 1".into());
                 }
                 PostBody::Chunked {
                     chunks,
-                    size: args.chunk_size,
+                    size: chunk_size,
                 }
             }
             (None, Some(n)) => PostBody::Length(n),
@@ -208,13 +216,13 @@ impl LoadConfig {
         };
         let mix = match &args.mix {
             Some(spec) => parse_mix(spec)?,
-            None if args.chunks.is_some() || args.body_size.is_some() => vec![(Kind::Post, 1)],
+            None if args.chunks.is_some() || body_size.is_some() => vec![(Kind::Post, 1)],
             None => vec![(Kind::Get, 1)],
         };
         let duration = match (args.duration, args.requests) {
             (Some(_), Some(_)) => return Err("give -d or -n, not both".into()),
             (None, Some(_)) => None,
-            (d, None) => Some(seconds("-d", d.unwrap_or(10.0))?),
+            (d, None) => Some(seconds("-d", d.unwrap_or(Seconds(DEFAULT_DURATION)))?),
         };
         if let Some(rate) = args.rate
             && !(rate.is_finite() && rate > 0.0)
@@ -304,14 +312,8 @@ impl LoadConfig {
     }
 }
 
-fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
-    if value.is_finite() && value > 0.0 && value < 1e9 {
-        Ok(Duration::from_secs_f64(value))
-    } else {
-        Err(format!(
-            "{flag} must be a positive number of seconds, not {value}"
-        ))
-    }
+fn seconds(flag: &str, value: Seconds) -> Result<Duration, String> {
+    cli::positive(flag, value).map_err(|e| e.to_string())
 }
 
 /// Parses `get=3,post=1`.
@@ -549,6 +551,9 @@ struct Shared {
     finished: usize,
     /// Time the last response arrived.
     last_response: Instant,
+    /// Time a connection was last established or a response last arrived: a `-n` run whose
+    /// connects keep failing gives up once this is `--timeout` old, instead of retrying forever.
+    last_progress: Instant,
 }
 
 impl Shared {
@@ -651,7 +656,10 @@ impl Coroutine for Client {
                     Step::Ready(Ok(stream)) => {
                         cx.clear_waits();
                         let _ = stream.set_nodelay(true);
-                        self.shared.borrow_mut().report.connects += 1;
+                        let mut shared = self.shared.borrow_mut();
+                        shared.report.connects += 1;
+                        shared.last_progress = now;
+                        drop(shared);
                         self.buffer.clear();
                         self.state = ClientState::Open(Box::new(Open {
                             stream,
@@ -664,8 +672,19 @@ impl Coroutine for Client {
                     }
                     Step::Ready(Err(_)) => {
                         cx.clear_waits();
-                        self.shared.borrow_mut().report.errors.connect += 1;
-                        self.state = ClientState::Backoff(now + CONNECT_BACKOFF);
+                        let mut shared = self.shared.borrow_mut();
+                        shared.report.errors.connect += 1;
+                        // A duration run ends on its own; a `-n` run against a server that
+                        // refuses every connection would retry forever.
+                        let stalled = shared.remaining.is_some()
+                            && now.saturating_duration_since(shared.last_progress)
+                                >= self.plan.timeout;
+                        drop(shared);
+                        self.state = if stalled {
+                            ClientState::Done
+                        } else {
+                            ClientState::Backoff(now + CONNECT_BACKOFF)
+                        };
                     }
                 },
                 ClientState::Open(_) => match self.resume_open(cx) {
@@ -851,6 +870,7 @@ impl Client {
                         .latency
                         .record(now.saturating_duration_since(sent_at).as_nanos() as u64);
                     shared.last_response = now;
+                    shared.last_progress = now;
                     if response.close {
                         keep = false;
                         break Ok(());
@@ -1003,6 +1023,7 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         },
         finished: 0,
         last_response: start,
+        last_progress: start,
     }));
     let pattern: Vec<Kind> = config
         .mix
@@ -1052,9 +1073,10 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
 /// The `load` subcommand.
 ///
 /// # Errors
-/// A message for bad flags or a failed run.
-pub fn main(args: LoadArgs) -> Result<(), String> {
-    let config = LoadConfig::from_args(&args)?;
+/// A usage error for bad flags; a failure if the run could not be made or no request succeeded
+/// (no 2xx or 3xx response), after the report is printed.
+pub fn main(args: LoadArgs) -> Result<(), ToolError> {
+    let config = LoadConfig::from_args(&args).map_err(ToolError::Usage)?;
     if !args.json {
         eprintln!(
             "load {} ({}): {} connections, pipeline {}, {}",
@@ -1074,6 +1096,15 @@ pub fn main(args: LoadArgs) -> Result<(), String> {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_text());
+    }
+    let [_, ok, redirected, _, _] = report.classes();
+    if ok + redirected == 0 {
+        return Err(ToolError::Failed(format!(
+            "no request succeeded ({} sent, {} responses, {} errors)",
+            report.sent,
+            report.responses,
+            report.errors.of_requests() + report.errors.connect
+        )));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod echo;
 mod parse;
 
 use argh::FromArgs;
+use asycamore_bench::cli::{ToolError, usage_line};
 
 /// Load and probing tools for asycamore.
 #[derive(FromArgs)]
@@ -28,6 +29,17 @@ enum Tool {
     BulkFetch(asycamore_bench::bulkfetch::BulkFetchArgs),
 }
 
+/// The names of the tools, as typed after `asycamore-bench`.
+const TOOLS: [&str; 7] = [
+    "echo",
+    "parse",
+    "load",
+    "compare",
+    "pending",
+    "oneraw",
+    "bulkfetch",
+];
+
 fn main() {
     // argh takes a bare "-" for an unknown flag; the tools that read a file read stdin through
     // its path instead.
@@ -41,6 +53,7 @@ fn main() {
         })
         .collect();
     let strs: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let tool = strs.get(1).copied().filter(|t| TOOLS.contains(t));
     let args = match Args::from_args(&strs[..1], &strs[1..]) {
         Ok(args) => args,
         Err(early) => {
@@ -48,14 +61,14 @@ fn main() {
                 println!("{}", early.output);
                 std::process::exit(0);
             }
-            eprintln!("{}", early.output.trim_end());
-            eprintln!("Run asycamore-bench --help for more information.");
-            std::process::exit(1);
+            // A bad flag: one line, naming the tool's own --help, and the usage status.
+            eprintln!("{}", usage_line(tool, &early.output));
+            std::process::exit(2);
         }
     };
     let result = match args.tool {
         Tool::Echo(a) => echo::run(a),
-        Tool::Parse(a) => parse::run(a),
+        Tool::Parse(a) => parse::run(a).map_err(ToolError::from),
         Tool::Load(a) => asycamore_bench::load::main(a),
         Tool::Compare(a) => asycamore_bench::compare::main(a),
         Tool::Pending(a) => asycamore_bench::pending::main(a),
@@ -63,7 +76,13 @@ fn main() {
         Tool::BulkFetch(a) => asycamore_bench::bulkfetch::main(a),
     };
     if let Err(e) = result {
-        eprintln!("asycamore-bench: {e}");
-        std::process::exit(1);
+        match (&e, tool) {
+            (ToolError::Usage(message), _) => eprintln!("{}", usage_line(tool, message)),
+            (ToolError::Failed(message), Some(tool)) => {
+                eprintln!("asycamore-bench {tool}: {message}")
+            }
+            (ToolError::Failed(message), None) => eprintln!("asycamore-bench: {message}"),
+        }
+        std::process::exit(e.exit_code());
     }
 }

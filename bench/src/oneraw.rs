@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::executor::net::{Connect, TcpStream};
 use asycamore::executor::{Coroutine, Cx, Executor, Step};
+use asycamore::units::Seconds;
 
+use crate::cli::{self, ToolError};
 use crate::target::Target;
 
 /// Send a raw request from FILE (or - for stdin) and print the raw response.
@@ -27,9 +29,10 @@ pub struct OneRawArgs {
     /// file holding the request bytes, or - for stdin
     #[argh(positional)]
     pub file: String,
-    /// seconds of silence after which reading stops (default 2)
-    #[argh(option, default = "2.0")]
-    pub timeout: f64,
+    /// silence after which reading stops, e.g. 2s or 500ms; a bare number is seconds
+    /// (default 2s)
+    #[argh(option, default = "Seconds(Duration::from_secs(2))")]
+    pub timeout: Seconds,
 }
 
 /// Where the exchange is.
@@ -168,8 +171,10 @@ pub fn exchange(
 ///
 /// # Errors
 /// A message if the request cannot be read or the exchange fails.
-pub fn main(args: OneRawArgs) -> Result<(), String> {
-    let addr = Target::resolve(&args.server).map_err(|e| format!("{}: {e}", args.server))?;
+pub fn main(args: OneRawArgs) -> Result<(), ToolError> {
+    let timeout = cli::positive("--timeout", args.timeout)?;
+    let addr = Target::resolve(&args.server)
+        .map_err(|e| ToolError::Usage(format!("{}: {e}", args.server)))?;
     let mut request = Vec::new();
     if args.file == "-" {
         io::stdin()
@@ -178,17 +183,14 @@ pub fn main(args: OneRawArgs) -> Result<(), String> {
     } else {
         request = std::fs::read(&args.file).map_err(|e| format!("{}: {e}", args.file))?;
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
-    let (response, error) = exchange(addr, request, Duration::from_secs_f64(args.timeout))
-        .map_err(|e| format!("executor: {e}"))?;
+    let (response, error) =
+        exchange(addr, request, timeout).map_err(|e| format!("executor: {e}"))?;
     io::stdout()
         .write_all(&response)
         .and_then(|()| io::stdout().flush())
         .map_err(|e| format!("stdout: {e}"))?;
     match error {
-        Some(e) if response.is_empty() => Err(format!("{addr}: {e}")),
+        Some(e) if response.is_empty() => Err(ToolError::Failed(format!("{addr}: {e}"))),
         Some(e) => {
             eprintln!("oneraw: ended by {e}");
             Ok(())

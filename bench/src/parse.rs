@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::detect::{HeadDetector, Limits, RequestHead};
 use asycamore::executor::Step;
+use asycamore::units::Millis;
 
 /// Head-parse throughput: asycamore's HeadDetector next to raw httparse.
 #[derive(FromArgs)]
 #[argh(subcommand, name = "parse")]
 pub struct ParseArgs {
-    /// milliseconds per contender and input, split over interleaved rounds (default 2000)
-    #[argh(option, default = "2000")]
-    millis: u64,
+    /// time per contender and input, split over interleaved rounds, e.g. 2s or 500ms; a bare
+    /// number is milliseconds (default 2000)
+    #[argh(option, default = "Millis(Duration::from_secs(2))")]
+    millis: Millis,
     /// heads in the pipelined buffer (default 16)
     #[argh(option, default = "16")]
     depth: usize,
@@ -163,7 +165,8 @@ pub fn run(args: ParseArgs) -> Result<(), String> {
         );
         // Interleave short runs of each contender and keep each one's best: on a shared machine
         // the load changes over a run, and it should not favour whoever ran at a quiet moment.
-        let slice = (args.millis / ROUNDS).max(1);
+        let millis = u64::try_from(args.millis.get().as_millis()).unwrap_or(u64::MAX);
+        let slice = (millis / ROUNDS).max(1);
         let mut best: [Option<Figure>; 3] = [None, None, None];
         for _ in 0..ROUNDS {
             let figures = [

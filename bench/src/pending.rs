@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::executor::net::{Connect, TcpStream};
 use asycamore::executor::{Coroutine, Cx, Executor, Step};
+use asycamore::units::Seconds;
 
+use crate::cli::{self, ToolError};
 use crate::framing::ResponseDetector;
 use crate::histogram::Histogram;
 use crate::sys;
@@ -41,12 +43,12 @@ pub struct PendingArgs {
     /// extra connected sockets that never send anything (default 0)
     #[argh(option, default = "0")]
     pub idle: usize,
-    /// seconds of baseline before the flood (default 2)
-    #[argh(option, default = "2.0")]
-    pub before: f64,
-    /// seconds to hold the flood (default 5)
-    #[argh(option, short = 'd', default = "5.0")]
-    pub duration: f64,
+    /// baseline before the flood, e.g. 2s or 500ms; a bare number is seconds (default 2s)
+    #[argh(option, default = "Seconds(Duration::from_secs(2))")]
+    pub before: Seconds,
+    /// how long to hold the flood, e.g. 5s; a bare number is seconds (default 5s)
+    #[argh(option, short = 'd', default = "Seconds(Duration::from_secs(5))")]
+    pub duration: Seconds,
     /// the normal client keeps one connection alive instead of connecting per request
     #[argh(switch)]
     pub keepalive: bool,
@@ -492,19 +494,17 @@ pub fn run(
 ///
 /// # Errors
 /// A message for bad flags or a failed run.
-pub fn main(args: PendingArgs) -> Result<(), String> {
-    let target = Target::parse(&args.url).map_err(|e| format!("{}: {e}", args.url))?;
-    for (flag, v) in [("--before", args.before), ("-d", args.duration)] {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(format!("{flag} must be a positive number of seconds"));
-        }
-    }
+pub fn main(args: PendingArgs) -> Result<(), ToolError> {
+    let target =
+        Target::parse(&args.url).map_err(|e| ToolError::Usage(format!("{}: {e}", args.url)))?;
+    let before = cli::positive("--before", args.before)?;
+    let duration = cli::positive("-d", args.duration)?;
     let report = run(
         &target,
         args.attempts,
         args.idle,
-        Duration::from_secs_f64(args.before),
-        Duration::from_secs_f64(args.duration),
+        before,
+        duration,
         args.keepalive,
     )
     .map_err(|e| format!("pending: {e}"))?;

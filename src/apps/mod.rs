@@ -8,7 +8,8 @@
 //! - [`files`]: streams files from a folder a piece at a time (ranges, conditional requests).
 //! - [`proxy`]: a reverse proxy on a non-blocking outgoing socket the handler waits on itself.
 //! - [`health`]: `200 ok`, or `503` once the worker is shutting down.
-//! - [`status`]: the worker's counters and the executor's profile as JSON.
+//! - [`status`]: the server's counters and the executor's profile as JSON.
+//! - [`metrics`]: the same counters, and a request-duration histogram, for Prometheus.
 //!
 //! [`demo`] mounts them all on one [`Router`]: what the `asycamore` binary serves by default.
 
@@ -17,6 +18,7 @@ pub mod echo;
 pub mod files;
 pub mod health;
 pub mod hello;
+pub mod metrics;
 pub mod proxy;
 pub mod sleep;
 pub mod status;
@@ -33,6 +35,7 @@ pub use echo::Echo;
 pub use files::Files;
 pub use health::Health;
 pub use hello::Hello;
+pub use metrics::Metrics;
 pub use proxy::Proxy;
 pub use sleep::Sleep;
 pub use status::Status;
@@ -85,6 +88,7 @@ impl DemoOptions {
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
 /// | `/healthz`  | [`health`]                                    |
 /// | `/_status`  | [`status`]                                    |
+/// | `/metrics`  | [`metrics`]                                   |
 pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
     Rc::new(
         Router::new()
@@ -102,6 +106,14 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .exact(
                 "/_status",
                 Status::new(
+                    worker.index,
+                    Rc::clone(&worker.stats),
+                    Arc::clone(&worker.board),
+                ),
+            )
+            .exact(
+                "/metrics",
+                Metrics::new(
                     worker.index,
                     Rc::clone(&worker.stats),
                     Arc::clone(&worker.board),

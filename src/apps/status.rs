@@ -1,17 +1,20 @@
-//! `status`: the worker's counters as JSON — connections, requests, responses by status class,
+//! `status`: the server's counters as JSON — connections, requests, responses by status class,
 //! timeouts, bytes in and out, and the executor's profile (loop turns, polls, events per poll,
-//! resumes, time in `poll` against time running steps).
+//! resumes, time in `poll` against time running steps) — with the uptime.
 //!
 //! Each worker thread has its own counters and its own executor. The top-level fields are the
-//! counters of the worker that served the page (`"worker"` says which), read live; `"workers"`
-//! lists every worker's counters as each last published them (a few times a second), so the
-//! executor's figures and the other workers' may lag by a fraction of a second.
+//! totals over every worker (`"worker"` says which one served the page); `"workers"` lists each
+//! worker's counters as it last published them (a few times a second). The serving worker
+//! publishes its live counters before summing, so the totals never go down from one page to the
+//! next, whichever worker serves it (see [`StatusBoard`]); the executor's figures and the other
+//! workers' may lag by a fraction of a second.
 //!
 //! The JSON is written by hand: every value is a number or a fixed name, so nothing needs
 //! escaping except the task kinds, which go through [`json_string`].
 
 use std::fmt::Write as _;
 use std::rc::Rc;
+use std::time::SystemTime;
 
 use asycamore_executor::{Cx, Step};
 
@@ -49,17 +52,22 @@ pub struct StatusHandler {
 
 impl App for Status {
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
-        let own = render(self.worker, &self.stats.snapshot());
-        let all: Vec<String> = self
+        let (workers, total) = self
             .board
-            .snapshots()
+            .publish_and_read(self.worker, self.stats.snapshot());
+        let uptime = SystemTime::now()
+            .duration_since(self.board.started())
+            .unwrap_or_default();
+        let all: Vec<String> = workers
             .iter()
             .enumerate()
             .map(|(i, s)| render(i, s).trim_end().to_owned())
             .collect();
+        let top = render(self.worker, &total);
         let body = format!(
-            "{}, \"workers\": [{}]}}\n",
-            own.trim_end().strip_suffix('}').unwrap_or(&own),
+            "{}, \"uptime_seconds\": {:.3}, \"workers\": [{}]}}\n",
+            top.trim_end().strip_suffix('}').unwrap_or(&top),
+            uptime.as_secs_f64(),
             all.join(", ")
         );
         Box::new(StatusHandler { body })

@@ -40,8 +40,8 @@ use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer,
 use crate::config::Config;
 use crate::response;
 use crate::service::error::InputError;
-use crate::service::{App, Environ, Exchange, Handler, Peer};
-use crate::shutdown::{Membership, WorkerShutdown};
+use crate::service::{App, Environ, Exchange, Handler, Peer, rejected};
+use crate::shutdown::{Membership, SHUTDOWN_IDLE_WAIT, WorkerShutdown};
 use crate::stats::ServerStats;
 
 use request::{Body, Framing, Persistence, Request, Response};
@@ -92,6 +92,12 @@ enum State {
 /// Which timeout runs while the connection waits for a head.
 #[derive(Debug, Clone, Copy)]
 enum HeadWait {
+    /// Idle when shutdown began: a request already on its way may still arrive until
+    /// `deadline` ([`SHUTDOWN_IDLE_WAIT`]); then the connection closes.
+    LastChance {
+        /// When to give up and close.
+        deadline: Instant,
+    },
     /// No byte of the next head yet. The keep-alive timeout runs from `since`: the moment the
     /// output was all sent (while output is pending, the write timeout governs instead).
     Idle {
@@ -103,6 +109,16 @@ enum HeadWait {
         /// When the head timeout fires.
         deadline: Instant,
     },
+}
+
+impl HeadWait {
+    /// When the head being read began to arrive, for a head that is under way.
+    fn started_at(self, head_timeout: Duration) -> Option<Instant> {
+        match self {
+            HeadWait::Started { deadline } => deadline.checked_sub(head_timeout),
+            HeadWait::Idle { .. } | HeadWait::LastChance { .. } => None,
+        }
+    }
 }
 
 /// What one step of a state asks the resume loop to do.
@@ -146,7 +162,7 @@ impl<S: Stream> Connection<S> {
             input: ReadBuffer::with_capacity(READ_BUFFER_INITIAL),
             output: WriteBuffer::with_capacity(0),
             detector,
-            request: Request::default(),
+            request: Request::new(Instant::now()),
             state: State::ReadingHead(HeadWait::Idle { since: None }),
             app,
             config,
@@ -184,10 +200,20 @@ impl<S: Stream> Connection<S> {
             // Backpressure: no more requests until the client reads what it asked for.
             return self.flush_or_wait(State::ReadingHead(wait), cx);
         }
-        if self.shutting_down() && self.input.is_empty() && self.output.is_empty() {
-            // Idle when shutdown began (or became idle since): nothing is owed to anyone.
-            return Next::Go(State::Done);
-        }
+        let wait = match wait {
+            HeadWait::Idle { since }
+                if self.shutting_down() && self.input.is_empty() && self.output.is_empty() =>
+            {
+                // Idle when shutdown began (or became idle since): wait a moment more for a
+                // request already on its way, no longer than the keep-alive timeout would.
+                let last_chance = cx.now() + SHUTDOWN_IDLE_WAIT;
+                let idle_end = since.map(|s| s + self.config.keepalive_timeout);
+                HeadWait::LastChance {
+                    deadline: idle_end.map_or(last_chance, |end| end.min(last_chance)),
+                }
+            }
+            other => other,
+        };
         match self
             .detector
             .detect(self.input.data(), &mut self.request.head)
@@ -203,12 +229,13 @@ impl<S: Stream> Connection<S> {
                         head.version().as_str()
                     )
                 });
-                self.begin_request(head_len)
+                self.begin_request(head_len, cx.now())
             }
             Err(e) => {
                 cx.note(|| format!("bad head: {} {}", e.status(), e.reason()));
                 self.stats.request_error(e.status());
-                Next::Go(self.error_response(e.status(), e.reason()))
+                let since = wait.started_at(self.config.head_timeout);
+                Next::Go(self.reject(e.status(), e.reason(), since, cx.now()))
             }
             Ok(Step::WouldBlock) => self.wait_for_head(wait, cx),
         }
@@ -242,7 +269,7 @@ impl<S: Stream> Connection<S> {
                 cx.note(|| format!("read {n} bytes"));
                 self.stats.bytes_read(n);
                 let wait = match wait {
-                    HeadWait::Idle { .. } => HeadWait::Started {
+                    HeadWait::Idle { .. } | HeadWait::LastChance { .. } => HeadWait::Started {
                         deadline: now + self.config.head_timeout,
                     },
                     started => started,
@@ -250,7 +277,8 @@ impl<S: Stream> Connection<S> {
                 Next::Go(State::ReadingHead(wait))
             }
             Ok(Step::Ready(Filled::Full)) => {
-                Next::Go(self.error_response(431, "request head too large"))
+                let since = wait.started_at(self.config.head_timeout);
+                Next::Go(self.reject(431, "request head too large", since, now))
             }
             Ok(Step::WouldBlock) => {
                 let wait = match wait {
@@ -261,17 +289,25 @@ impl<S: Stream> Connection<S> {
                 };
                 let deadline = match wait {
                     HeadWait::Idle { since } => since.map(|s| s + self.config.keepalive_timeout),
-                    HeadWait::Started { deadline } => Some(deadline),
+                    HeadWait::Started { deadline } | HeadWait::LastChance { deadline } => {
+                        Some(deadline)
+                    }
                 };
                 if deadline.is_some_and(|d| now >= d) {
-                    self.stats.timeout();
                     return Next::Go(match wait {
-                        HeadWait::Started { .. } => {
+                        HeadWait::Started { deadline } => {
                             cx.note(|| "head timeout: 408".into());
-                            self.error_response(408, "request head timed out")
+                            self.stats.timeout();
+                            let since = deadline.checked_sub(self.config.head_timeout);
+                            self.reject(408, "request head timed out", since, now)
                         }
                         HeadWait::Idle { .. } => {
                             cx.note(|| "keep-alive timeout: closing".into());
+                            self.stats.timeout();
+                            State::Closing
+                        }
+                        HeadWait::LastChance { .. } => {
+                            cx.note(|| "shutting down: closing an idle connection".into());
                             State::Closing
                         }
                     });
@@ -291,9 +327,9 @@ impl<S: Stream> Connection<S> {
     }
 
     /// A head of `head_len` bytes is at the front of the buffer: make the handler.
-    fn begin_request(&mut self, head_len: usize) -> Next {
+    fn begin_request(&mut self, head_len: usize, now: Instant) -> Next {
         let is_head = self.request.head.method_bytes(self.input.data()) == b"HEAD";
-        self.request.begin(head_len, &self.config, is_head);
+        self.request.begin(head_len, &self.config, is_head, now);
         self.stats.request_started();
         let mut environ = Environ::new(
             &self.input.data()[..head_len],
@@ -310,7 +346,7 @@ impl<S: Stream> Connection<S> {
             Err(panic) => {
                 log_panic(&*panic);
                 self.stats.panic();
-                Next::Go(self.error_response(500, "internal server error"))
+                Next::Go(self.reject(500, "internal server error", None, now))
             }
         }
     }
@@ -435,7 +471,8 @@ impl<S: Stream> Connection<S> {
             // Fewer bytes than declared: the close that follows is all the client can be told.
             self.stats.short_response();
         }
-        self.stats.response(self.request.status);
+        let took = cx.now().saturating_duration_since(self.request.started);
+        self.stats.request_done(self.request.status, took);
         self.after_response(cx)
     }
 
@@ -598,6 +635,21 @@ impl<S: Stream> Connection<S> {
                 }
             }
         }
+    }
+
+    /// Answers a head the connection refused (or that timed out) before any handler was made:
+    /// tells the application (the access log logs it), then [`Connection::error_response`].
+    /// `since` is when the head's first byte arrived, if in an earlier read.
+    fn reject(&mut self, status: u16, reason: &str, since: Option<Instant>, now: Instant) -> State {
+        rejected::report(
+            &*self.app,
+            &self.peer,
+            (status, reason),
+            self.input.data(),
+            since,
+            now,
+        );
+        self.error_response(status, reason)
     }
 
     /// Queues a short error response that closes the connection: nothing after it is parsed.

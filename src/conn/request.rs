@@ -22,7 +22,7 @@ use crate::detect::{BodyDecoder, BodyFraming, RequestHead};
 use crate::service::error::InputError;
 
 /// The state of one request, from its parsed head to the end of its response.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Request {
     /// The parsed head, as offsets into the first `head_len` bytes of the read buffer (reused
     /// from one request to the next, keeping its allocation).
@@ -49,6 +49,8 @@ pub(crate) struct Request {
     pub status: u16,
     /// Body bytes the handler wrote (before framing).
     pub body_bytes_sent: u64,
+    /// The executor's clock when the head was parsed (for the request's duration).
+    pub started: Instant,
 }
 
 /// Where the request body stands. Offsets are into the read buffer's data, whose first
@@ -185,9 +187,27 @@ pub(crate) enum CloseReason {
 }
 
 impl Request {
+    /// The state before a connection's first request (`now` stands in for its start).
+    pub fn new(now: Instant) -> Request {
+        Request {
+            head: RequestHead::default(),
+            head_len: 0,
+            is_head: false,
+            script_len: 0,
+            body: Body::Idle,
+            response: Response::NotStarted,
+            expect: Expect::None,
+            close_requested: false,
+            announced: None,
+            status: 0,
+            body_bytes_sent: 0,
+            started: now,
+        }
+    }
+
     /// Resets for a request whose head (`head_len` bytes, already parsed into `self.head`) is at
     /// the front of the read buffer; `is_head` if its method is `HEAD`.
-    pub fn begin(&mut self, head_len: usize, config: &Config, is_head: bool) {
+    pub fn begin(&mut self, head_len: usize, config: &Config, is_head: bool, now: Instant) {
         let framing = self.head.framing();
         self.head_len = head_len;
         self.is_head = is_head;
@@ -206,6 +226,7 @@ impl Request {
         self.announced = None;
         self.status = 0;
         self.body_bytes_sent = 0;
+        self.started = now;
     }
 
     /// The one place that decides whether the connection stays open after this response (hyper's

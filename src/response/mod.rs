@@ -251,13 +251,19 @@ pub fn write_last_chunk_with_trailers(
     Ok(())
 }
 
+/// Bytes in the body of [`write_error_response`]'s response for `reason`: the reason and a line
+/// feed.
+pub fn error_body_len(reason: &str) -> u64 {
+    reason.len() as u64 + 1
+}
+
 /// Appends a complete short error response that closes the connection: the status, `Date`,
 /// a one-line text body with `reason`, and `Connection: close`.
 pub fn write_error_response(out: &mut Vec<u8>, status: u16, reason: &str) {
     write_status_line(out, status);
     write_date_header(out);
     out.extend_from_slice(b"Server: asycamore\r\nContent-Type: text/plain; charset=utf-8\r\n");
-    write_content_length(out, reason.len() as u64 + 1);
+    write_content_length(out, error_body_len(reason));
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out.extend_from_slice(reason.as_bytes());
     out.push(b'\n');

@@ -43,10 +43,12 @@
 mod environ;
 pub(crate) mod error;
 mod exchange;
+pub mod rejected;
 
 pub use environ::{Environ, Peer, percent_decode};
 pub use error::{InputError, OutputError};
 pub use exchange::Exchange;
+pub use rejected::Rejected;
 
 use asycamore_executor::{Cx, Step};
 
@@ -56,6 +58,14 @@ pub trait App {
     /// Makes the handler for one request. The environ may be changed (a router moves a mounted
     /// prefix from `PATH_INFO` to `SCRIPT_NAME` with [`Environ::mount`]) before it is passed on.
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler>;
+
+    /// Told of a request the connection answered itself before any handler was made for it (a
+    /// rejected or timed-out head, or a panic in [`App::handler`]): the access log logs it. Does
+    /// nothing by default; middleware that wraps one application passes it on (`AccessLog`
+    /// does; a `Router` does not: such a request has no path to route by).
+    fn rejected(&self, rejected: &Rejected<'_>) {
+        let _ = rejected;
+    }
 }
 
 /// One request's handler: a coroutine that is also given the request's [`Exchange`] on each resume
@@ -76,5 +86,9 @@ pub trait Handler {
 impl<A: App + ?Sized> App for std::rc::Rc<A> {
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
         (**self).handler(environ)
+    }
+
+    fn rejected(&self, rejected: &Rejected<'_>) {
+        (**self).rejected(rejected);
     }
 }

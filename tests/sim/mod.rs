@@ -195,10 +195,13 @@ pub fn run_app(scenario: &Scenario, trace: bool, app: Rc<dyn App>) -> Outcome {
         config: Rc::new(config),
         stats: Rc::clone(&stats),
         shutdown: Rc::new(WorkerShutdown::default()),
-        local: SocketAddr::from(([127, 0, 0, 1], 80)),
         max_connections: None,
     };
-    let watcher = spawn_worker(&mut executor, listener, setup);
+    let watcher = spawn_worker(
+        &mut executor,
+        vec![(listener, SocketAddr::from(([127, 0, 0, 1], 80)))],
+        setup,
+    );
     let handle = ShutdownHandle::default();
     handle.register(watcher);
     let observations = Observations::default();

@@ -341,3 +341,70 @@ pub fn read_head(stream: &mut TcpStream) -> String {
     }
     String::from_utf8(head).expect("a UTF-8 head")
 }
+
+/// Sends `signal` to process `pid` (one of our servers).
+#[track_caller]
+pub fn send_signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with plain integers, on a pid the test started.
+    let rc = unsafe { libc::kill(pid as i32, signal) };
+    assert_eq!(rc, 0, "kill({pid}, {signal}) failed");
+}
+
+/// Waits for `child` to exit; returns its exit code (`None` if a signal killed it).
+#[track_caller]
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status.code();
+        }
+        assert!(
+            start.elapsed() < within,
+            "the server did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; fails the test after `within`.
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A fresh, empty folder for one test's files, named after it.
+pub fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("asycamore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The lines of a file (none if it does not exist yet).
+pub fn lines_of(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A GET of `path` on a new connection.
+#[track_caller]
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    roundtrip(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// One sample of a `/metrics` page, `name{labels} value`, as a map key and value.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
