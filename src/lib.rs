@@ -9,7 +9,8 @@
 //!   [`service::Environ`], [`service::Exchange`];
 //! - [`apps`] and [`middleware`]: demo applications and the router;
 //! - [`pool`]: a bounded thread pool for the blocking work a handler must not do on the loop;
-//! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]).
+//! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]);
+//! - [`ws`]: WebSocket (RFC 6455) without I/O: handshake checks, frame and message codecs.
 #![deny(missing_docs)]
 
 pub use asycamore_executor as executor;
@@ -27,3 +28,4 @@ pub mod service;
 pub mod shutdown;
 pub mod signal;
 pub mod stats;
+pub mod ws;
