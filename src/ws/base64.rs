@@ -128,10 +128,15 @@ fn value_of(c: u8) -> Option<u8> {
 /// # Errors
 /// [`Base64Error::InvalidLength`] if the length is not a multiple of 4.
 pub fn decoded_len(input: &[u8]) -> Result<usize, Base64Error> {
-    if input.len() % 4 != 0 {
+    if !input.len().is_multiple_of(4) {
         return Err(Base64Error::InvalidLength);
     }
-    let pad = input.iter().rev().take(2).take_while(|&&c| c == PAD).count();
+    let pad = input
+        .iter()
+        .rev()
+        .take(2)
+        .take_while(|&&c| c == PAD)
+        .count();
     Ok(input.len() / 4 * 3 - pad)
 }
 

@@ -24,24 +24,34 @@ pub fn header_len(len: u64) -> usize {
 ///
 /// Control frames (close, ping, pong) must have `fin` set and at most [`MAX_CONTROL_PAYLOAD`]
 /// bytes (§5.5); prefer [`write_close`], [`write_ping`] and [`write_pong`], which ensure it.
-/// `len` must be below 2^63 (§5.2).
+/// `len` must be below 2^63 (§5.2). Both are the caller's to keep (checked in debug builds).
 pub fn write_header(out: &mut Vec<u8>, fin: bool, opcode: Opcode, len: u64) {
+    debug_assert!(
+        !opcode.is_control() || (fin && len <= MAX_CONTROL_PAYLOAD as u64),
+        "control frames are unfragmented and short (RFC 6455 §5.5)"
+    );
+    debug_assert!(
+        len >> 63 == 0,
+        "a 64-bit length has its high bit clear (§5.2)"
+    );
     write_header_bytes(out, fin, opcode, len, None);
 }
 
 /// Appends the header of a frame masked with `key`, as a client sends it (§5.3); the caller
-/// appends the payload and masks it with [`apply_mask`]`(key, 0, ..)`.
+/// appends the payload and masks it with [`apply_mask`]`(key, 0, ..)`. Unlike [`write_header`]
+/// this checks nothing, so that a test client can send what a server must refuse.
 pub fn write_header_masked(out: &mut Vec<u8>, fin: bool, opcode: Opcode, len: u64, key: [u8; 4]) {
     write_header_bytes(out, fin, opcode, len, Some(key));
 }
 
 /// The header: FIN and opcode, MASK and the shortest length field, then the key if masked.
-fn write_header_bytes(out: &mut Vec<u8>, fin: bool, opcode: Opcode, len: u64, key: Option<[u8; 4]>) {
-    debug_assert!(
-        !opcode.is_control() || (fin && len <= MAX_CONTROL_PAYLOAD as u64),
-        "control frames are unfragmented and short (RFC 6455 §5.5)"
-    );
-    debug_assert!(len >> 63 == 0, "a 64-bit length has its high bit clear");
+fn write_header_bytes(
+    out: &mut Vec<u8>,
+    fin: bool,
+    opcode: Opcode,
+    len: u64,
+    key: Option<[u8; 4]>,
+) {
     out.push(u8::from(fin) << 7 | opcode.bits());
     let mask_bit = if key.is_some() { 0x80 } else { 0 };
     match len {
@@ -67,7 +77,8 @@ pub fn write_frame(out: &mut Vec<u8>, fin: bool, opcode: Opcode, payload: &[u8])
     out.extend_from_slice(payload);
 }
 
-/// Appends a whole frame masked with `key`, as a client sends it.
+/// Appends a whole frame masked with `key`, as a client sends it; like [`write_header_masked`],
+/// it checks nothing.
 pub fn write_frame_masked(
     out: &mut Vec<u8>,
     fin: bool,
@@ -137,10 +148,18 @@ mod tests {
         assert_eq!(out, [0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]);
         // A masked "Hello".
         out.clear();
-        write_frame_masked(&mut out, true, Opcode::Text, b"Hello", [0x37, 0xfa, 0x21, 0x3d]);
+        write_frame_masked(
+            &mut out,
+            true,
+            Opcode::Text,
+            b"Hello",
+            [0x37, 0xfa, 0x21, 0x3d],
+        );
         assert_eq!(
             out,
-            [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]
+            [
+                0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58
+            ]
         );
         // An unmasked ping with "Hello", and the 256-byte and 64 KiB binary headers.
         out.clear();

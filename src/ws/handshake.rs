@@ -123,9 +123,7 @@ impl HandshakeError {
             ("Sec-WebSocket-Version", "13"),
         ];
         match self {
-            HandshakeError::MissingUpgrade | HandshakeError::UnsupportedVersion => {
-                UPGRADE_REQUIRED
-            }
+            HandshakeError::MissingUpgrade | HandshakeError::UnsupportedVersion => UPGRADE_REQUIRED,
             HandshakeError::MissingVersion | HandshakeError::DuplicateVersion => {
                 &[("Sec-WebSocket-Version", "13")]
             }
@@ -290,7 +288,10 @@ impl<'a> Once<'a> {
 fn trim(value: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !is_ows(b)).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    let end = value
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     &value[start..end]
 }
 
@@ -319,8 +320,8 @@ mod tests {
         assert_eq!(
             sha1.finish(),
             [
-                0xb3, 0x7a, 0x4f, 0x2c, 0xc0, 0x62, 0x4f, 0x16, 0x90, 0xf6, 0x46, 0x06, 0xcf,
-                0x38, 0x59, 0x45, 0xb2, 0xbe, 0xc4, 0xea
+                0xb3, 0x7a, 0x4f, 0x2c, 0xc0, 0x62, 0x4f, 0x16, 0x90, 0xf6, 0x46, 0x06, 0xcf, 0x38,
+                0x59, 0x45, 0xb2, 0xbe, 0xc4, 0xea
             ]
         );
     }

@@ -443,7 +443,13 @@ impl MessageDecoder {
                     Some(MessageEvent::DataEnd { fin: true }),
                 )
             }
-            (Data { message, fin: false }, FrameEvent::End) => (
+            (
+                Data {
+                    message,
+                    fin: false,
+                },
+                FrameEvent::End,
+            ) => (
                 Between {
                     message: Some(message),
                 },

@@ -1,12 +1,102 @@
 //! WebSocket (RFC 6455), the pure parts: the opening handshake's checks and accept key, a
 //! resumable frame decoder, message assembly with UTF-8 validation, and the frame encoder.
 //!
-//! OVERVIEW
-//!
-//! Nothing here does I/O, reads a clock or allocates per frame, like [`detect`](crate::detect):
-//! decoders take bytes from the caller's buffer and answer [`Step::Ready`] with an event,
+//! Nothing here does I/O, reads a clock or allocates, like [`detect`](crate::detect): decoders
+//! take bytes from the caller's buffer and answer [`Step::Ready`] with an event,
 //! [`Step::WouldBlock`] ("need more bytes", not an error), or a typed error that knows its close
-//! code; encoders append to the caller's output buffer.
+//! code; encoders append to the caller's output buffer. That keeps every piece testable at every
+//! split point of its input.
+//!
+//! - [`validate_upgrade`] / [`UpgradeRequest::validate`]: is this request a valid opening
+//!   handshake (§4.2.1)? `Ok` gives the `Sec-WebSocket-Accept` value ([`accept_key`]); a
+//!   [`HandshakeError`] gives the status and fields to refuse with.
+//! - [`MessageDecoder`]: the client's bytes → [`MessageEvent`]s, with every rule of §5 checked
+//!   (framing through [`FrameDecoder`], then fragmentation, message size, UTF-8, close frames);
+//!   a [`MessageError`] knows its close code.
+//! - [`write_header`], [`write_frame`], [`write_close`], [`write_pong`]...: the server's frames.
+//! - Underneath: [`sha1`] and [`base64`] for the handshake, [`Utf8Validator`] for text.
+//!
+//! # Driving it from a connection
+//!
+//! A WebSocket handler is a step machine over the connection's read and write buffers:
+//!
+//! 1. Handshake: `validate_upgrade(method, version, head.headers(buf))`. On `Ok(accept)` write
+//!    `101 Switching Protocols` with `Upgrade: websocket`, `Connection: Upgrade` and
+//!    `Sec-WebSocket-Accept: accept`; on `Err(e)` answer `e.status()` with `e.headers()`.
+//! 2. Frames: call [`MessageDecoder::decode`] on the unconsumed input, handle the event, then
+//!    consume the `used` bytes it reported (a `Data` payload borrows them until then). On
+//!    `WouldBlock` consume `used` too — the decoder keeps partial headers in its own state, so
+//!    nothing is ever left for it in the buffer — and wait until readable.
+//! 3. Backpressure: payload comes out as far as it has arrived, never more than the input given.
+//!    While the write buffer is above its high-water mark, stop decoding and wait until writable;
+//!    or pass only `&input[..room]`. A 1 MiB message then streams through in pieces.
+//! 4. Echo: on `DataStart` write a header with the same `fin` and `len` (opcode
+//!    `kind.opcode()` for the first frame, [`Opcode::Continuation`] after); on `Data(p)`,
+//!    [`Payload::unmask_into`] the write buffer — each byte is copied once, unmasked on the way;
+//!    on `Ping(p)` write a pong with `p.as_bytes()`; on `Close(c)` answer with a close (the same
+//!    code, or an empty close if it had none), flush, and close the socket (§5.5.1, §7.1.1).
+//! 5. Errors: fail the connection (§7.1.7) — write [`write_close`]`(out, e.close_code(),
+//!    e.reason())` if the output is at a frame boundary, flush, close. An echo that streams a text
+//!    frame before its end is checked may be inside that frame when its UTF-8 breaks: drop the
+//!    unsent part of the frame if none of it has been flushed, else close without a close frame.
+//!
+//! ```
+//! use asycamore::ws::{
+//!     CloseCode, MessageDecoder, MessageEvent, Opcode, Step, write_close, write_close_empty,
+//!     write_frame, write_frame_masked, write_header, write_pong,
+//! };
+//!
+//! // What a client sends: "Hel" + "lo" as a fragmented text message with a ping between the
+//! // fragments, then a close; every frame masked (§5.3).
+//! let mut wire = Vec::new();
+//! write_frame_masked(&mut wire, false, Opcode::Text, b"Hel", [1, 2, 3, 4]);
+//! write_frame_masked(&mut wire, true, Opcode::Ping, b"are you there?", [5, 6, 7, 8]);
+//! write_frame_masked(&mut wire, true, Opcode::Continuation, b"lo", [9, 10, 11, 12]);
+//! write_frame_masked(&mut wire, true, Opcode::Close, b"\x03\xe8bye", [13, 14, 15, 16]);
+//!
+//! let mut decoder = MessageDecoder::default();
+//! let mut out = Vec::new(); // the connection's write buffer
+//! // The bytes arrive in two reads, split inside the ping.
+//! let (first, second) = wire.split_at(12);
+//! let mut input = first.to_vec(); // the connection's read buffer
+//! let mut arrived = Some(second);
+//! loop {
+//!     let (used, step) = decoder.decode(&input).expect("a well-behaved client");
+//!     let event = match step {
+//!         Step::Ready(event) => event,
+//!         Step::WouldBlock => {
+//!             input.drain(..used); // all of it: the decoder keeps what it needs
+//!             input.extend_from_slice(arrived.take().expect("more arrives"));
+//!             continue;
+//!         }
+//!     };
+//!     match event {
+//!         MessageEvent::DataStart { kind, first, fin, len } => {
+//!             let opcode = if first { kind.opcode() } else { Opcode::Continuation };
+//!             write_header(&mut out, fin, opcode, len);
+//!         }
+//!         MessageEvent::Data(payload) => payload.unmask_into(&mut out),
+//!         MessageEvent::DataEnd { .. } | MessageEvent::Pong(_) => {}
+//!         MessageEvent::Ping(payload) => write_pong(&mut out, payload.as_bytes()),
+//!         MessageEvent::Close(close) => {
+//!             assert_eq!((close.code(), close.reason()), (Some(CloseCode::NORMAL), "bye"));
+//!             match close.code() {
+//!                 Some(code) => write_close(&mut out, code, ""),
+//!                 None => write_close_empty(&mut out),
+//!             }
+//!             break; // flush `out`, then close the socket
+//!         }
+//!     }
+//!     input.drain(..used);
+//! }
+//!
+//! let mut expected = Vec::new();
+//! write_frame(&mut expected, false, Opcode::Text, b"Hel");
+//! write_frame(&mut expected, true, Opcode::Pong, b"are you there?");
+//! write_frame(&mut expected, true, Opcode::Continuation, b"lo");
+//! write_close(&mut expected, CloseCode::NORMAL, "");
+//! assert_eq!(out, expected);
+//! ```
 
 pub mod base64;
 mod encode;
@@ -22,7 +112,9 @@ pub use encode::{
     write_header_masked, write_ping, write_pong,
 };
 pub use frame::{FrameDecoder, FrameError, FrameEvent, FrameState, Payload};
-pub use handshake::{ACCEPT_LEN, GUID, HandshakeError, UpgradeRequest, accept_key, validate_upgrade};
+pub use handshake::{
+    ACCEPT_LEN, GUID, HandshakeError, UpgradeRequest, accept_key, validate_upgrade,
+};
 pub use message::{
     CloseFrame, ControlPayload, MessageDecoder, MessageError, MessageEvent, MessageKind,
     MessageState,

@@ -27,7 +27,13 @@ pub const DIGEST_LEN: usize = 20;
 const BLOCK_LEN: usize = 64;
 
 /// The initial hash value H0..H4 (RFC 3174 §6.1).
-const INITIAL: [u32; 5] = [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0];
+const INITIAL: [u32; 5] = [
+    0x6745_2301,
+    0xEFCD_AB89,
+    0x98BA_DCFE,
+    0x1032_5476,
+    0xC3D2_E1F0,
+];
 
 /// An incremental SHA-1 computation: feed bytes with [`Sha1::update`] in pieces of any size, then
 /// take the digest with [`Sha1::finish`]. Allocates nothing.

@@ -179,9 +179,9 @@ mod tests {
     /// Where std says the text stops being a prefix of valid UTF-8: the first `i` such that
     /// `bytes[..=i]` has an error that more bytes cannot fix.
     fn std_first_invalid(bytes: &[u8]) -> Option<usize> {
-        (0..bytes.len()).find(|&i| {
-            matches!(std::str::from_utf8(&bytes[..=i]), Err(e) if e.error_len().is_some())
-        })
+        (0..bytes.len()).find(
+            |&i| matches!(std::str::from_utf8(&bytes[..=i]), Err(e) if e.error_len().is_some()),
+        )
     }
 
     #[test]
