@@ -1,11 +1,11 @@
 //! WebSocket (RFC 6455), the pure parts: the opening handshake's checks and accept key, a
 //! resumable frame decoder, message assembly with UTF-8 validation, and the frame encoder.
 //!
-//! Nothing here does I/O, reads a clock or allocates, like [`detect`](crate::detect): decoders
-//! take bytes from the caller's buffer and answer [`Step::Ready`] with an event,
-//! [`Step::WouldBlock`] ("need more bytes", not an error), or a typed error that knows its close
-//! code; encoders append to the caller's output buffer. That keeps every piece testable at every
-//! split point of its input.
+//! Like [`detect`](crate::detect), nothing here does I/O or reads a clock, and the decoders
+//! allocate nothing: they take bytes from the caller's buffer and answer [`Step::Ready`] with an
+//! event, [`Step::WouldBlock`] ("need more bytes", not an error), or a typed error that knows its
+//! close code; encoders append to the caller's output buffer. That keeps every piece testable at
+//! every split point of its input.
 //!
 //! - [`validate_upgrade`] / [`UpgradeRequest::validate`]: is this request a valid opening
 //!   handshake (§4.2.1)? `Ok` gives the `Sec-WebSocket-Accept` value ([`accept_key`]); a
@@ -22,7 +22,8 @@
 //!
 //! 1. Handshake: `validate_upgrade(method, version, head.headers(buf))`. On `Ok(accept)` write
 //!    `101 Switching Protocols` with `Upgrade: websocket`, `Connection: Upgrade` and
-//!    `Sec-WebSocket-Accept: accept`; on `Err(e)` answer `e.status()` with `e.headers()`.
+//!    `Sec-WebSocket-Accept: accept`; on `Err(e)` answer `e.status()` with `e.headers()`. After
+//!    the 101 the connection speaks WebSocket only: bytes already read past the head are frames.
 //! 2. Frames: call [`MessageDecoder::decode`] on the unconsumed input, handle the event, then
 //!    consume the `used` bytes it reported (a `Data` payload borrows them until then). On
 //!    `WouldBlock` consume `used` too — the decoder keeps partial headers in its own state, so
