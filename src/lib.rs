@@ -12,7 +12,8 @@
 //! - [`server`]: binds, accepts and runs it all on an executor ([`executor`]);
 //! - operating it: [`signal`] (signals as events), [`restart`] (a new process on the same
 //!   listeners), [`bind`] (what `--bind` accepts), [`pid_file`], [`stats`], and [`units`] (sizes
-//!   and durations on the command line).
+//!   and durations on the command line);
+//! - [`ws`]: WebSocket (RFC 6455) without I/O: handshake checks, frame and message codecs.
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -37,3 +38,4 @@ pub mod signal;
 pub mod stats;
 mod sys;
 pub mod units;
+pub mod ws;
