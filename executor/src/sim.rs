@@ -653,6 +653,15 @@ impl SimStream {
         self.world.borrow_mut().reset(self.fd);
     }
 
+    /// True if the connection was reset (by either end, or by an injected fault).
+    pub fn is_reset(&self) -> bool {
+        self.world
+            .borrow()
+            .endpoints
+            .get(&self.fd)
+            .is_some_and(|e| e.reset)
+    }
+
     /// When the other end shut down its writing side or went away, as virtual time since the
     /// simulator started; `None` while it is open.
     pub fn peer_closed_at(&self) -> Option<Duration> {

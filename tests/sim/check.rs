@@ -357,9 +357,17 @@ fn check_ending(scenario: &Scenario, run: &Run, o: &Observed, v: &mut Violations
                 ));
                 return;
             };
-            let want = last_from_server + t.write;
-            if !shutdown_before(closed) && (closed + SLACK < want || closed > want + SLACK) {
-                v.add(format!("write timeout: closed at {closed:?}, last write {last_from_server:?}, configured {:?}", t.write));
+            // The output is stuck from the first write that moved nothing after the last that
+            // did: no sooner than the last byte the client got, no later than the last request
+            // the client sent (whose answer is what got stuck).
+            let last_sent = o.sent.iter().flatten().map(|&(_, l)| l).max().unwrap_or_default();
+            let earliest = last_from_server + t.write;
+            let latest = last_from_server.max(last_sent) + t.write;
+            if !shutdown_before(closed) && (closed + SLACK < earliest || closed > latest + SLACK) {
+                v.add(format!(
+                    "write timeout: closed at {closed:?}, last write {last_from_server:?}, last request {last_sent:?}, configured {:?}",
+                    t.write
+                ));
             }
         }
         (Kind::Pipelined | Kind::Sequential, End::Eof(at)) => {

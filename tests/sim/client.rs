@@ -58,6 +58,20 @@ pub struct Observed {
     pub write_failed_at: Option<Duration>,
 }
 
+impl Observed {
+    /// When the conversation ended, as far as the client knows.
+    pub fn end_time(&self) -> Duration {
+        match self.end {
+            End::Eof(t)
+            | End::Reset(t)
+            | End::ResetByClient(t)
+            | End::Closed(t)
+            | End::GaveUp(t) => t,
+            End::Refused => Duration::ZERO,
+        }
+    }
+}
+
 /// The shared list clients add their observations to.
 pub type Observations = Rc<RefCell<Vec<Observed>>>;
 
@@ -137,6 +151,10 @@ impl Client {
         let mut observed = self.observed.take().expect("finished once");
         observed.end = end;
         if let Some(stream) = stream {
+            if stream.is_reset() && !matches!(end, End::ResetByClient(_)) {
+                // Reset behind the client's back (a fault on the server's side of it).
+                observed.end = End::Reset(observed.end_time());
+            }
             observed.accepted_at = stream.accepted_at();
             observed.peer_closed_at = stream.peer_closed_at();
             observed.last_received_at = stream.last_received_at();
