@@ -60,6 +60,9 @@ impl DurationHistogram {
 
     /// The bucket a duration falls in: the first whose upper bound it does not exceed.
     pub fn bucket_of(duration: Duration) -> usize {
+        if duration.is_zero() {
+            return 0;
+        }
         let seconds = duration.as_secs_f64();
         DURATION_BUCKETS.partition_point(|&bound| bound < seconds)
     }

@@ -553,9 +553,12 @@ impl<P: Poller> Executor<P> {
         self.poller.now()
     }
 
-    fn record(&mut self, event: TraceEvent) {
+    /// Records the event `event` makes, if the trace is on (the event is not even built
+    /// otherwise: a scheduling decision costs one branch when nobody is watching).
+    #[inline]
+    fn record(&mut self, event: impl FnOnce() -> TraceEvent) {
         if let Some(trace) = &mut self.trace {
-            trace.push(event);
+            trace.push(event());
             self.trace_at
                 .push(self.clock.saturating_duration_since(self.start));
         }
@@ -603,7 +606,7 @@ impl<P: Poller> Executor<P> {
         self.live += 1;
         self.stats.spawned += 1;
         self.run_queue.push_back(id);
-        self.record(TraceEvent::Spawned {
+        self.record(move || TraceEvent::Spawned {
             task: id,
             kind: kind_name,
         });
@@ -636,7 +639,7 @@ impl<P: Poller> Executor<P> {
         self.wake_queue.collect(&mut woken);
         for id in woken.drain(..) {
             match self.entry_mut(id) {
-                None => self.record(TraceEvent::StaleWake { task: id }),
+                None => self.record(move || TraceEvent::StaleWake { task: id }),
                 Some(entry) if entry.state == State::Waiting && entry.waits.wake => {
                     self.make_ready(id, Reason::Wake, None);
                 }
@@ -754,7 +757,7 @@ impl<P: Poller> Executor<P> {
             .expect("a queued task holds its coroutine");
         self.stats.resumes += 1;
         self.stats.resumes_by_kind[kind].1 += 1;
-        self.record(TraceEvent::Resumed {
+        self.record(move || TraceEvent::Resumed {
             task: id,
             reason,
             event,
@@ -776,7 +779,7 @@ impl<P: Poller> Executor<P> {
             coroutine.resume(&mut cx)
         };
         for text in mem::take(&mut self.notes) {
-            self.record(TraceEvent::Note { task: id, text });
+            self.record(move || TraceEvent::Note { task: id, text });
         }
         let mut spawned = mem::take(&mut self.spawned);
         for task in spawned.drain(..) {
@@ -788,12 +791,12 @@ impl<P: Poller> Executor<P> {
             Step::Ready(()) => {
                 self.remove(id);
                 self.stats.finished += 1;
-                self.record(TraceEvent::Finished { task: id });
+                self.record(move || TraceEvent::Finished { task: id });
             }
             Step::WouldBlock if self.waits.is_empty() => {
                 self.remove(id);
                 self.stats.abandoned += 1;
-                self.record(TraceEvent::Abandoned { task: id });
+                self.record(move || TraceEvent::Abandoned { task: id });
             }
             Step::WouldBlock => {
                 if let Some(entry) = self.entry_mut(id) {
@@ -811,7 +814,7 @@ impl<P: Poller> Executor<P> {
         let new = mem::take(&mut self.waits);
         if self.trace_waits {
             let waits = WaitSummary::of(&new, self.start);
-            self.record(TraceEvent::Suspended { task: id, waits });
+            self.record(move || TraceEvent::Suspended { task: id, waits });
         }
         let Some(entry) = self.entry_mut(id) else {
             return Ok(());

@@ -143,6 +143,8 @@ pub struct Connection<S> {
     stats: Rc<ServerStats>,
     /// The worker's shutdown, once the connection follows it.
     shutdown: Option<Membership>,
+    /// Whether the worker's shutdown had begun when this resume started.
+    shutting_down: bool,
 }
 
 impl<S: Stream> Connection<S> {
@@ -168,6 +170,7 @@ impl<S: Stream> Connection<S> {
             config,
             stats,
             shutdown: None,
+            shutting_down: false,
         }
     }
 
@@ -179,7 +182,7 @@ impl<S: Stream> Connection<S> {
     }
 
     fn shutting_down(&self) -> bool {
-        self.shutdown.as_ref().is_some_and(Membership::has_begun)
+        self.shutting_down
     }
 
     /// One step of `state`.
@@ -471,7 +474,13 @@ impl<S: Stream> Connection<S> {
             // Fewer bytes than declared: the close that follows is all the client can be told.
             self.stats.short_response();
         }
-        let took = cx.now().saturating_duration_since(self.request.started);
+        // Most requests are answered in the turn they arrived in: no clock arithmetic then.
+        let now = cx.now();
+        let took = if now == self.request.started {
+            Duration::ZERO
+        } else {
+            now.saturating_duration_since(self.request.started)
+        };
         self.stats.request_done(self.request.status, took);
         self.after_response(cx)
     }
@@ -713,9 +722,8 @@ impl<S: Stream> Coroutine for Connection<S> {
 
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         self.input.forget_drained();
-        if let Some(shutdown) = &mut self.shutdown {
-            shutdown.watch(cx);
-        }
+        // The flag only changes between resumes (the watcher is another task): read it once.
+        self.shutting_down = self.shutdown.as_mut().is_some_and(|s| s.watch(cx));
         for _ in 0..STEP_BUDGET {
             let state = mem::replace(&mut self.state, State::Done);
             match self.step(state, cx) {

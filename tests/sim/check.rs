@@ -360,7 +360,13 @@ fn check_ending(scenario: &Scenario, run: &Run, o: &Observed, v: &mut Violations
             // The output is stuck from the first write that moved nothing after the last that
             // did: no sooner than the last byte the client got, no later than the last request
             // the client sent (whose answer is what got stuck).
-            let last_sent = o.sent.iter().flatten().map(|&(_, l)| l).max().unwrap_or_default();
+            let last_sent = o
+                .sent
+                .iter()
+                .flatten()
+                .map(|&(_, l)| l)
+                .max()
+                .unwrap_or_default();
             let earliest = last_from_server + t.write;
             let latest = last_from_server.max(last_sent) + t.write;
             if !shutdown_before(closed) && (closed + SLACK < earliest || closed > latest + SLACK) {
