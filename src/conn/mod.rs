@@ -104,6 +104,9 @@ enum HeadWait {
         /// When the connection became idle, once it has.
         since: Option<Instant>,
     },
+    /// Bytes of the next head came with the previous request (pipelining): if it is not all
+    /// there, the head timeout starts when the connection first waits for the rest.
+    Buffered,
     /// Part of a head has arrived: it must be complete by `deadline` (the head timeout), else 408.
     Started {
         /// When the head timeout fires.
@@ -116,7 +119,7 @@ impl HeadWait {
     fn started_at(self, head_timeout: Duration) -> Option<Instant> {
         match self {
             HeadWait::Started { deadline } => deadline.checked_sub(head_timeout),
-            HeadWait::Idle { .. } | HeadWait::LastChance { .. } => None,
+            HeadWait::Idle { .. } | HeadWait::LastChance { .. } | HeadWait::Buffered => None,
         }
     }
 }
@@ -272,9 +275,11 @@ impl<S: Stream> Connection<S> {
                 cx.note(|| format!("read {n} bytes"));
                 self.stats.bytes_read(n);
                 let wait = match wait {
-                    HeadWait::Idle { .. } | HeadWait::LastChance { .. } => HeadWait::Started {
-                        deadline: now + self.config.head_timeout,
-                    },
+                    HeadWait::Idle { .. } | HeadWait::LastChance { .. } | HeadWait::Buffered => {
+                        HeadWait::Started {
+                            deadline: now + self.config.head_timeout,
+                        }
+                    }
                     started => started,
                 };
                 Next::Go(State::ReadingHead(wait))
@@ -288,10 +293,15 @@ impl<S: Stream> Connection<S> {
                     HeadWait::Idle { since: None } if self.output.is_empty() => {
                         HeadWait::Idle { since: Some(now) }
                     }
+                    // The pipelined part is not a whole head: its timeout starts now.
+                    HeadWait::Buffered => HeadWait::Started {
+                        deadline: now + self.config.head_timeout,
+                    },
                     other => other,
                 };
                 let deadline = match wait {
                     HeadWait::Idle { since } => since.map(|s| s + self.config.keepalive_timeout),
+                    HeadWait::Buffered => None,
                     HeadWait::Started { deadline } | HeadWait::LastChance { deadline } => {
                         Some(deadline)
                     }
@@ -304,7 +314,7 @@ impl<S: Stream> Connection<S> {
                             let since = deadline.checked_sub(self.config.head_timeout);
                             self.reject(408, "request head timed out", since, now)
                         }
-                        HeadWait::Idle { .. } => {
+                        HeadWait::Idle { .. } | HeadWait::Buffered => {
                             cx.note(|| "keep-alive timeout: closing".into());
                             self.stats.timeout();
                             State::Closing
@@ -482,16 +492,16 @@ impl<S: Stream> Connection<S> {
             now.saturating_duration_since(self.request.started)
         };
         self.stats.request_done(self.request.status, took);
-        self.after_response(cx)
+        self.after_response()
     }
 
     /// The response is complete: close, discard the rest of the body, or read the next head, as
     /// the request's persistence says.
-    fn after_response(&mut self, cx: &mut Cx<'_>) -> State {
+    fn after_response(&mut self) -> State {
         match self.request.persistence(self.shutting_down()) {
             Persistence::Close(_) => State::Closing,
             Persistence::KeepAlive => match self.request.body {
-                Body::Drained { end } => self.next_request(end, cx),
+                Body::Drained { end } => self.next_request(end),
                 _ => State::Draining {
                     left: self.config.drain_limit,
                 },
@@ -500,16 +510,13 @@ impl<S: Stream> Connection<S> {
     }
 
     /// Drops the finished request (whose bytes end at `end`) and waits for the next head.
-    fn next_request(&mut self, end: usize, cx: &mut Cx<'_>) -> State {
+    fn next_request(&mut self, end: usize) -> State {
         self.input.consume(end);
         self.request.body = Body::Idle;
         State::ReadingHead(if self.input.is_empty() {
             HeadWait::Idle { since: None }
         } else {
-            // Part of the next head came with this request.
-            HeadWait::Started {
-                deadline: cx.now() + self.config.head_timeout,
-            }
+            HeadWait::Buffered
         })
     }
 
@@ -518,11 +525,11 @@ impl<S: Stream> Connection<S> {
         let left = match self.discard_buffered(left) {
             Ok(left) => left,
             // Drained (the next request follows) or failed (the connection closes).
-            Err(()) => return Next::Go(self.after_response(cx)),
+            Err(()) => return Next::Go(self.after_response()),
         };
         if self.input.is_closed() {
             self.request.body = Body::Failed(InputError::Incomplete);
-            return Next::Go(self.after_response(cx));
+            return Next::Go(self.after_response());
         }
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
@@ -532,13 +539,13 @@ impl<S: Stream> Connection<S> {
         }
         let now = cx.now();
         let Body::Reading { deadline, .. } = &mut self.request.body else {
-            return Next::Go(self.after_response(cx));
+            return Next::Go(self.after_response());
         };
         let until = *deadline.get_or_insert(now + self.config.body_timeout);
         if now >= until {
             self.stats.timeout();
             self.request.body = Body::Failed(InputError::Timeout);
-            return Next::Go(self.after_response(cx));
+            return Next::Go(self.after_response());
         }
         if self.write_stalled(now) {
             return Next::Go(State::Done);
