@@ -16,8 +16,8 @@ use asycamore::apps::{self, DemoOptions, Echo, Hello, Upload};
 use asycamore::bind::{self, BindSpec};
 use asycamore::config::{self, Config};
 use asycamore::detect::Limits;
-use asycamore::middleware::AccessLog;
 use asycamore::middleware::access_log::{LineFormat, LogFormat, LogWriter};
+use asycamore::middleware::{AccessLog, Router};
 use asycamore::pid_file::PidFile;
 use asycamore::pool::{self, ThreadPool};
 use asycamore::restart::{self, Inherited, Restarter};
@@ -113,9 +113,14 @@ struct Args {
     #[argh(option, default = "Bytes(config::DRAIN_LIMIT)")]
     drain_limit: Bytes,
 
-    /// largest body an app collects whole; larger gets 413 (default 1M)
+    /// largest body an app collects whole with read_to_end; larger gets 413 (default 1M)
     #[argh(option, default = "Bytes(config::MAX_BODY as u64)")]
     max_body: Bytes,
+
+    /// largest request body the server accepts for any app, streamed or not; larger gets 413
+    /// and a close, 0 for no limit (default 4G)
+    #[argh(option, default = "Bytes(asycamore::detect::MAX_REQUEST_BODY)")]
+    max_request_body: Bytes,
 
     /// write a line per request to PATH, or to standard output for -; SIGUSR1 or SIGHUP reopens
     /// it
@@ -179,6 +184,7 @@ fn config_from(args: &Args) -> Result<Config, String> {
         max_request_line: args.max_request_line.as_usize(),
         max_head: args.max_head.as_usize(),
         max_headers: args.max_headers,
+        max_request_body: args.max_request_body.0,
         ..Limits::default()
     };
     if limits.max_request_line == 0 || limits.max_head == 0 || limits.max_headers == 0 {
@@ -204,9 +210,10 @@ fn config_from(args: &Args) -> Result<Config, String> {
 fn app_named(name: Option<&str>) -> Result<Option<Rc<dyn App>>, String> {
     Ok(Some(match name {
         None => return Ok(None),
-        Some("hello") => Rc::new(Hello),
-        Some("echo") => Rc::new(Echo),
-        Some("upload") => Rc::new(Upload),
+        // Behind a router mounted at the root, so the method rules apply (RFC 9110 §9).
+        Some("hello") => Rc::new(Router::new().mount("", Hello)),
+        Some("echo") => Rc::new(Router::new().mount("", Echo)),
+        Some("upload") => Rc::new(Router::new().mount("", Upload)),
         Some(other) => {
             return Err(format!(
                 "unknown app {other:?}; choose hello, echo or upload"

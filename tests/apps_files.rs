@@ -166,7 +166,7 @@ fn conditional_and_range_requests() {
     assert_eq!(head.header("content-length"), Some("13"));
     let post = request(addr, "POST", "/files/hello.txt", "Content-Length: 0\r\n");
     assert_eq!(post.status, 405);
-    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    assert_eq!(post.header("allow"), Some("GET, HEAD, OPTIONS"));
 }
 
 #[test]

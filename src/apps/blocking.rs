@@ -19,7 +19,7 @@ use asycamore_executor::{Cx, Step};
 
 use crate::apps::sleep::{MAX_SLEEP_MS, milliseconds};
 use crate::pool::{Pending, ThreadPool};
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The `blocking` application: a handle on the shared pool.
 #[derive(Debug, Clone)]
@@ -47,6 +47,10 @@ pub enum BlockingHandler {
 }
 
 impl App for Blocking {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(BlockingHandler::Start(Arc::clone(&self.pool)))
     }

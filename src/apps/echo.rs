@@ -7,12 +7,14 @@
 //! one event's bytes, so a 1 GiB body passes through in a few kilobytes of memory.
 //!
 //! The response declares the request's `Content-Length` when there is one; otherwise the server
-//! frames it (chunked for HTTP/1.1, close-delimited for HTTP/1.0).
+//! frames it (chunked for HTTP/1.1, close-delimited for HTTP/1.0). A chunked request's trailer
+//! fields come back as the response's trailers (announced with its `Trailer` field, if the
+//! request announced them).
 
 use asycamore_executor::{Cx, Step};
 
 use crate::detect::BodyEvent;
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The `echo` application.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,10 +34,16 @@ pub enum EchoHandler {
         sent: usize,
         /// True once the request body has ended.
         ended: bool,
+        /// The request's trailer fields, to send back after the body.
+        trailers: Vec<(String, Vec<u8>)>,
     },
 }
 
 impl App for Echo {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Post, Method::Put])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(EchoHandler::Start)
     }
@@ -46,10 +54,14 @@ impl Handler for EchoHandler {
         loop {
             match self {
                 EchoHandler::Start => {
-                    let length = ex.environ().content_length().map(|n| n.to_string());
+                    let environ = ex.environ();
+                    let length = environ.content_length().map(|n| n.to_string());
+                    let announced = environ.header_str("trailer").map(str::to_owned);
                     let mut headers = vec![("Content-Type", "application/octet-stream")];
                     if let Some(n) = &length {
                         headers.push(("Content-Length", n.as_str()));
+                    } else if let Some(names) = &announced {
+                        headers.push(("Trailer", names.as_str()));
                     }
                     if let Err(e) = ex.start_response(200, &headers) {
                         ex.fail(500, &e.to_string());
@@ -59,9 +71,15 @@ impl Handler for EchoHandler {
                         held: Vec::new(),
                         sent: 0,
                         ended: false,
+                        trailers: Vec::new(),
                     };
                 }
-                EchoHandler::Streaming { held, sent, ended } => {
+                EchoHandler::Streaming {
+                    held,
+                    sent,
+                    ended,
+                    trailers,
+                } => {
                     // First write back what we hold.
                     while *sent < held.len() {
                         match ex.write(&held[*sent..], cx) {
@@ -74,6 +92,14 @@ impl Handler for EchoHandler {
                         }
                     }
                     if *ended {
+                        if !trailers.is_empty() {
+                            let fields: Vec<(&str, &[u8])> = trailers
+                                .iter()
+                                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                                .collect();
+                            // A sized (or HTTP/1.0) response cannot carry them: dropped.
+                            let _ = ex.end_with_trailers(&fields);
+                        }
                         return Step::Ready(());
                     }
                     held.clear();
@@ -84,7 +110,10 @@ impl Handler for EchoHandler {
                         Ok(Step::Ready(
                             BodyEvent::ChunkStart { data, .. } | BodyEvent::Data(data),
                         )) => held.extend_from_slice(data),
-                        Ok(Step::Ready(BodyEvent::End { .. })) => *ended = true,
+                        Ok(Step::Ready(BodyEvent::End { trailers: fields })) => {
+                            trailers.extend(fields.iter().map(|(n, v)| (n.to_owned(), v.to_vec())));
+                            *ended = true;
+                        }
                         Err(_) => {
                             // The response has started: all we can do is cut it short.
                             ex.close_after();

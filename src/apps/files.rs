@@ -35,7 +35,7 @@ use std::time::UNIX_EPOCH;
 use asycamore_executor::{Cx, Step};
 
 use crate::response::date::format_imf_fixdate;
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// Bytes read from the file at a time (and the size of each download's buffer).
 pub const PIECE: usize = 64 * 1024;
@@ -86,6 +86,10 @@ pub enum FilesHandler {
 }
 
 impl App for Files {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(FilesHandler::Start {
             root: Rc::clone(&self.root),

@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use asycamore_executor::{Cx, Step};
 
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The `healthz` application of one worker.
 #[derive(Debug, Clone)]
@@ -32,6 +32,10 @@ pub struct HealthHandler {
 }
 
 impl App for Health {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(HealthHandler {
             shutting_down: self.shutting_down.get(),

@@ -6,7 +6,7 @@
 
 use asycamore_executor::{Cx, Step};
 
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The body every response carries.
 pub const GREETING: &[u8] = b"Hello, World!";
@@ -20,6 +20,10 @@ pub struct Hello;
 pub struct HelloHandler;
 
 impl App for Hello {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(HelloHandler)
     }

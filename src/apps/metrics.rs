@@ -33,7 +33,7 @@ use std::time::UNIX_EPOCH;
 use asycamore_executor::{Cx, Step};
 
 use crate::server::StatusBoard;
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 use crate::stats::{DURATION_BUCKETS, ServerStats, StatsSnapshot};
 
 /// The media type of the text exposition format, version 0.0.4.
@@ -66,6 +66,10 @@ pub struct MetricsHandler {
 }
 
 impl App for Metrics {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         let (workers, total) = self
             .board

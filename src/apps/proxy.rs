@@ -28,7 +28,8 @@
 //! `Connection: close` (one upstream connection per request). A `Content-Length` body is
 //! forwarded with its length; a chunked one is re-chunked piece by piece (its trailers follow).
 //! The response's body is decoded with the server's own [`BodyDecoder`] and handed to the
-//! exchange, which frames it again for the client; the upstream's trailers are dropped.
+//! exchange, which frames it again for the client; the upstream's trailer fields follow it
+//! (when the client's framing is chunked; an HTTP/1.0 client gets none).
 //!
 //! Errors: no upstream configured → `503`; the upstream refuses or breaks the protocol → `502`;
 //! the upstream is silent for the timeout (connecting, or at any point of the exchange) → `504`,
@@ -60,14 +61,13 @@ const PIECE: usize = 64 * 1024;
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1), never forwarded; nor are the ones a `Connection` field
 /// names. Framing fields are the proxy's own business on each side.
-const HOP_BY_HOP: [&str; 9] = [
+const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
-    "trailer",
     "transfer-encoding",
     "upgrade",
 ];
@@ -188,6 +188,8 @@ enum Down {
         sent: usize,
         /// True once the body's end has been seen.
         ended: bool,
+        /// The upstream's trailer fields, relayed after the body.
+        trailers: Vec<(String, Vec<u8>)>,
     },
 }
 
@@ -430,6 +432,7 @@ impl ProxyHandler {
                                 held: Vec::new(),
                                 sent: 0,
                                 ended: false,
+                                trailers: Vec::new(),
                             };
                             continue;
                         }
@@ -462,6 +465,7 @@ impl ProxyHandler {
                     held,
                     sent,
                     ended,
+                    trailers,
                 } => {
                     // First hand the client what we hold...
                     while *sent < held.len() {
@@ -474,6 +478,14 @@ impl ProxyHandler {
                     held.clear();
                     *sent = 0;
                     if *ended {
+                        if !trailers.is_empty() {
+                            let fields: Vec<(&str, &[u8])> = trailers
+                                .iter()
+                                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                                .collect();
+                            // Dropped where the client's framing cannot carry them (HTTP/1.0).
+                            let _ = ex.end_with_trailers(&fields);
+                        }
                         return Err(Step::Ready(()));
                     }
                     // ...then decode the next piece from what the upstream sent...
@@ -491,7 +503,12 @@ impl ProxyHandler {
                                 held.extend_from_slice(data);
                                 consumed = n;
                             }
-                            Ok((n, Step::Ready(BodyEvent::End { .. }))) => {
+                            Ok((n, Step::Ready(BodyEvent::End { trailers: fields }))) => {
+                                trailers.extend(
+                                    fields
+                                        .iter()
+                                        .map(|(name, value)| (name.to_owned(), value.to_vec())),
+                                );
                                 consumed = n;
                                 *ended = true;
                             }

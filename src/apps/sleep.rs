@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use asycamore_executor::{Cx, Step};
 
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The longest sleep a request may ask for, in milliseconds; more is a 400.
 pub const MAX_SLEEP_MS: u64 = 60_000;
@@ -38,6 +38,10 @@ pub enum SleepHandler {
 }
 
 impl App for Sleep {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(SleepHandler::Start)
     }

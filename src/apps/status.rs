@@ -20,7 +20,7 @@ use asycamore_executor::{Cx, Step};
 
 use crate::apps::upload::json_string;
 use crate::server::StatusBoard;
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 use crate::stats::{ServerStats, StatsSnapshot};
 use std::sync::Arc;
 
@@ -51,6 +51,10 @@ pub struct StatusHandler {
 }
 
 impl App for Status {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Get, Method::Head])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         let (workers, total) = self
             .board

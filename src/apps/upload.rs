@@ -11,7 +11,7 @@
 use asycamore_executor::{Cx, Step};
 
 use crate::detect::BodyEvent;
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The `upload` application.
 #[derive(Debug, Default, Clone, Copy)]
@@ -26,6 +26,10 @@ pub struct UploadHandler {
 }
 
 impl App for Upload {
+    fn methods(&self) -> Option<&[Method]> {
+        Some(&[Method::Post, Method::Put])
+    }
+
     fn handler(&self, _environ: &mut Environ<'_>) -> Box<dyn Handler> {
         Box::new(UploadHandler::default())
     }

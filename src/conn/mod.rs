@@ -474,11 +474,15 @@ impl<S: Stream> Connection<S> {
                 eprintln!("asycamore: handler finished without a response");
                 return self.error_response(500, "internal server error");
             }
-            Response::HeadSent(f) | Response::Streaming(f) | Response::Complete(f) => f,
+            Response::HeadSent(f) | Response::Streaming(f) => {
+                if f == Framing::Chunked && !self.request.is_head {
+                    response::write_last_chunk(self.output.vec());
+                }
+                f
+            }
+            // Ended by the handler (with trailers).
+            Response::Complete(f) => f,
         };
-        if framing == Framing::Chunked && !self.request.is_head {
-            response::write_last_chunk(self.output.vec());
-        }
         self.request.response = Response::Complete(framing);
         if self.request.ended_short() {
             // Fewer bytes than declared: the close that follows is all the client can be told.
@@ -569,6 +573,7 @@ impl<S: Stream> Connection<S> {
                 at: request.head_len,
                 handed: 0,
                 deadline: None,
+                declared: 0,
             };
         }
         let Body::Reading {
@@ -670,7 +675,18 @@ impl<S: Stream> Connection<S> {
 
     /// Queues a short error response that closes the connection: nothing after it is parsed.
     fn error_response(&mut self, status: u16, reason: &str) -> State {
-        response::write_error_response(self.output.vec(), status, reason);
+        // A response to HEAD has no content (RFC 9110 §9.3.2), even when the head it answers
+        // did not parse: the method is the first word, if it is there at all.
+        let data = self.input.data();
+        let start = data
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(0);
+        if data[start..].starts_with(b"HEAD ") {
+            response::write_error_head(self.output.vec(), status, reason);
+        } else {
+            response::write_error_response(self.output.vec(), status, reason);
+        }
         self.stats.response(status);
         State::Closing
     }

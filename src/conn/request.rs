@@ -51,6 +51,9 @@ pub(crate) struct Request {
     pub body_bytes_sent: u64,
     /// The executor's clock when the head was parsed (for the request's duration).
     pub started: Instant,
+    /// The most body the application takes (`Exchange::limit_body`); the server's own limit is
+    /// the body decoder's.
+    pub body_limit: u64,
 }
 
 /// Where the request body stands. Offsets are into the read buffer's data, whose first
@@ -71,6 +74,8 @@ pub(crate) enum Body {
         handed: usize,
         /// While waiting for bytes: the body timeout's deadline.
         deadline: Option<Instant>,
+        /// Body bytes declared so far (chunk sizes), held to the route's limit.
+        declared: u64,
     },
     /// No body, or its end has been read: the next request begins at `end`.
     Drained {
@@ -202,6 +207,7 @@ impl Request {
             status: 0,
             body_bytes_sent: 0,
             started: now,
+            body_limit: u64::MAX,
         }
     }
 
@@ -227,6 +233,7 @@ impl Request {
         self.status = 0;
         self.body_bytes_sent = 0;
         self.started = now;
+        self.body_limit = u64::MAX;
     }
 
     /// The one place that decides whether the connection stays open after this response (hyper's

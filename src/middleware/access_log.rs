@@ -352,6 +352,10 @@ impl<A: App> AccessLog<A> {
 }
 
 impl<A: App> App for AccessLog<A> {
+    fn methods(&self) -> Option<&[crate::service::Method]> {
+        self.inner.methods()
+    }
+
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
         let request_line = format!(
             "{} {} {}",

@@ -5,10 +5,17 @@
 //! Prefixes match whole path segments: `/echo` matches `/echo` and `/echo/x`, never `/echoes`.
 //! The longest matching prefix wins. Matching uses the percent-decoded path, the same one the
 //! mounted application sees, so `/%65cho` reaches `/echo`.
+//!
+//! The router also applies the method rules of RFC 9110 §9 (see [`crate::service::method`]) for
+//! the applications that declare their methods ([`App::methods`]): `OPTIONS` is answered with
+//! the route's `Allow`, a known method the route does not take with 405, an unrecognized one
+//! with 501 — also where no route matches. `OPTIONS *` is answered for the whole server, with
+//! every method some route takes (RFC 9110 §9.3.7).
 
 use asycamore_executor::{Cx, Step};
 
-use crate::service::{App, Environ, Exchange, Handler};
+use crate::service::method::{self, MethodAnswer};
+use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// How a route matches a path.
 enum Match {
@@ -62,8 +69,34 @@ impl Router {
     }
 }
 
+impl Router {
+    /// Every method some route takes, for `OPTIONS *`: all the server knows if a route takes
+    /// any method.
+    fn server_methods(&self) -> Vec<Method> {
+        let mut all: Vec<Method> = Vec::new();
+        for route in &self.routes {
+            let methods = route.app.methods().unwrap_or(&Method::ALL);
+            for m in methods {
+                if !all.contains(m) {
+                    all.push(*m);
+                }
+            }
+        }
+        Method::ALL
+            .into_iter()
+            .filter(|m| all.contains(m))
+            .collect()
+    }
+}
+
 impl App for Router {
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
+        let method = environ.request_method().as_bytes();
+        if environ.target() == b"*" {
+            // Only OPTIONS may use the asterisk form (the head detector refuses the rest).
+            let allow = method::allow_value(&self.server_methods());
+            return Box::new(MethodAnswer::options(allow));
+        }
         let path_info = environ.path_info_bytes();
         for route in &self.routes {
             let p = route.path.as_bytes();
@@ -75,11 +108,19 @@ impl App for Router {
                 }
             };
             if hit {
+                if let Some(answer) =
+                    MethodAnswer::new(method::verdict(method, route.app.methods()))
+                {
+                    return Box::new(answer);
+                }
                 if let Match::Prefix = route.how {
                     environ.mount(p.len());
                 }
                 return route.app.handler(environ);
             }
+        }
+        if Method::parse(method).is_none() {
+            return Box::new(MethodAnswer::not_implemented());
         }
         Box::new(NotFound)
     }

@@ -260,13 +260,20 @@ pub fn error_body_len(reason: &str) -> u64 {
 /// Appends a complete short error response that closes the connection: the status, `Date`,
 /// a one-line text body with `reason`, and `Connection: close`.
 pub fn write_error_response(out: &mut Vec<u8>, status: u16, reason: &str) {
+    write_error_head(out, status, reason);
+    out.extend_from_slice(reason.as_bytes());
+    out.push(b'\n');
+}
+
+/// The head of [`write_error_response`]'s response alone: what a `HEAD` request is answered with,
+/// since a response to HEAD has no content (RFC 9110 §9.3.2); its `Content-Length` still says
+/// what a GET would have had.
+pub fn write_error_head(out: &mut Vec<u8>, status: u16, reason: &str) {
     write_status_line(out, status);
     write_date_header(out);
     out.extend_from_slice(b"Server: asycamore\r\nContent-Type: text/plain; charset=utf-8\r\n");
     write_content_length(out, error_body_len(reason));
     out.extend_from_slice(b"Connection: close\r\n\r\n");
-    out.extend_from_slice(reason.as_bytes());
-    out.push(b'\n');
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub enum OutputError {
     TooLong,
     /// The response is already complete.
     Finished,
+    /// Trailer fields on a response that cannot carry them: one with a `Content-Length`, or
+    /// to HTTP/1.0 (no chunked coding), or a field that must not be a trailer (RFC 9110 §6.5.1).
+    NoTrailers,
 }
 
 impl fmt::Display for OutputError {
@@ -71,6 +74,7 @@ impl fmt::Display for OutputError {
             OutputError::FramingHeader => "Transfer-Encoding is set by the server, not the app",
             OutputError::TooLong => "more body than the declared Content-Length",
             OutputError::Finished => "the response is already complete",
+            OutputError::NoTrailers => "this response cannot carry these trailer fields",
         })
     }
 }

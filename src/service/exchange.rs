@@ -83,6 +83,7 @@ impl<'a> Exchange<'a> {
                 at: request.head_len,
                 handed: 0,
                 deadline: None,
+                declared: 0,
             };
         }
         let Body::Reading {
@@ -90,6 +91,7 @@ impl<'a> Exchange<'a> {
             at,
             handed,
             deadline,
+            declared,
         } = &mut request.body
         else {
             return match request.body {
@@ -122,6 +124,14 @@ impl<'a> Exchange<'a> {
                         format!("body: end, {} trailer fields", trailers.iter().count())
                     }
                 });
+                if let BodyEvent::ChunkStart { size, .. } = event {
+                    *declared = declared.saturating_add(size);
+                    if *declared > request.body_limit {
+                        // More than this route takes: refused before any of it is handed out.
+                        request.body = Body::Failed(InputError::TooLarge);
+                        return Err(InputError::TooLarge);
+                    }
+                }
                 if let BodyEvent::End { .. } = event {
                     let end = *at + consumed;
                     request.body = Body::Drained { end };
@@ -182,6 +192,21 @@ impl<'a> Exchange<'a> {
                     into.extend_from_slice(data);
                 }
             }
+        }
+    }
+
+    /// Refuses a request body larger than `max` bytes for this route, below the server's own
+    /// limit (`--max-request-body`, enforced by the body decoder for every application). A
+    /// declared `Content-Length` over it fails at once; a chunked body as soon as its chunk
+    /// sizes add up past it, before those bytes are handed out. The body reads then fail with
+    /// [`InputError::TooLarge`] (a 413; the connection closes after the response).
+    pub fn limit_body(&mut self, max: u64) {
+        self.request.body_limit = max;
+        if let Some(n) = self.environ().content_length()
+            && n > max
+            && !self.request.body.is_drained()
+        {
+            self.refuse_body(InputError::TooLarge);
         }
     }
 
@@ -306,6 +331,33 @@ impl<'a> Exchange<'a> {
             *f = framing;
         }
         request.body_bytes_sent += data.len() as u64;
+        Ok(())
+    }
+
+    /// Ends a chunked response with trailer fields (RFC 9112 §7.1.2) after its last chunk: the
+    /// response is then complete. Only a response framed with chunks can carry them (HTTP/1.1,
+    /// no declared `Content-Length`); fields that framing, routing or the response's own
+    /// metadata depend on may not be trailers (RFC 9110 §6.5.1).
+    ///
+    /// # Errors
+    /// [`OutputError::NoTrailers`] for a response that cannot carry them, or a forbidden field
+    /// (nothing is written then); [`OutputError::InvalidHeader`] for a field that is not a valid
+    /// header; [`OutputError::NotStarted`], [`OutputError::Finished`].
+    pub fn end_with_trailers(&mut self, fields: &[(&str, &[u8])]) -> Result<(), OutputError> {
+        let framing = match self.request.response {
+            Response::NotStarted => return Err(OutputError::NotStarted),
+            Response::Complete(_) => return Err(OutputError::Finished),
+            Response::HeadSent(f) | Response::Streaming(f) => f,
+        };
+        if framing != Framing::Chunked || fields.iter().any(|(name, _)| is_forbidden_trailer(name))
+        {
+            return Err(OutputError::NoTrailers);
+        }
+        if !self.request.is_head {
+            response::write_last_chunk_with_trailers(self.output.vec(), fields)
+                .map_err(|_| OutputError::InvalidHeader)?;
+        }
+        self.request.response = Response::Complete(framing);
         Ok(())
     }
 
@@ -455,6 +507,35 @@ fn write_head(
     out.extend_from_slice(b"\r\n");
     request.status = head.status;
     Ok(())
+}
+
+/// Fields that may not be sent as trailers (RFC 9110 §6.5.1): framing, routing, connection
+/// management, and what a recipient needs before the content (its type, coding, range), plus
+/// the controls a cache or client reads from the head.
+const FORBIDDEN_TRAILERS: [&str; 17] = [
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    "host",
+    "connection",
+    "keep-alive",
+    "te",
+    "upgrade",
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "cache-control",
+    "expires",
+    "date",
+    "location",
+    "retry-after",
+    "vary",
+];
+
+fn is_forbidden_trailer(name: &str) -> bool {
+    FORBIDDEN_TRAILERS
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(name))
 }
 
 /// Room for what the server adds to a head besides the app's headers: the longest status line,

@@ -43,11 +43,13 @@
 mod environ;
 pub(crate) mod error;
 mod exchange;
+pub mod method;
 pub mod rejected;
 
 pub use environ::{Environ, Peer, percent_decode};
 pub use error::{InputError, OutputError};
 pub use exchange::Exchange;
+pub use method::Method;
 pub use rejected::Rejected;
 
 use asycamore_executor::{Cx, Step};
@@ -58,6 +60,14 @@ pub trait App {
     /// Makes the handler for one request. The environ may be changed (a router moves a mounted
     /// prefix from `PATH_INFO` to `SCRIPT_NAME` with [`Environ::mount`]) before it is passed on.
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler>;
+
+    /// The methods this application implements, or `None` (the default) if it takes every
+    /// method and answers for itself. A [`Router`](crate::middleware::Router) answers the rest
+    /// for it (RFC 9110 §9, see [`method`]): `OPTIONS` with `Allow`, a known method it does not
+    /// list with 405 and `Allow`, a method the server does not recognize with 501.
+    fn methods(&self) -> Option<&[Method]> {
+        None
+    }
 
     /// Told of a request the connection answered itself before any handler was made for it (a
     /// rejected or timed-out head, or a panic in [`App::handler`]): the access log logs it. Does
@@ -86,6 +96,10 @@ pub trait Handler {
 impl<A: App + ?Sized> App for std::rc::Rc<A> {
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
         (**self).handler(environ)
+    }
+
+    fn methods(&self) -> Option<&[Method]> {
+        (**self).methods()
     }
 
     fn rejected(&self, rejected: &Rejected<'_>) {

@@ -274,6 +274,16 @@ fn check_final(
                 ));
             }
         }
+        Route::Hello if req.has_body() || req.bytes.starts_with(b"POST") => {
+            // `/` takes GET and HEAD only.
+            if r.status != 405 || r.header("allow") != Some("GET, HEAD, OPTIONS") {
+                v.add(format!(
+                    "POST / {i}: {} with Allow {:?}",
+                    r.status,
+                    r.header("allow")
+                ));
+            }
+        }
         Route::Hello => {
             let want: &[u8] = if req.head_method { b"" } else { GREETING };
             expect_body(v, i, req, r, want);

@@ -33,7 +33,7 @@ impl Timeouts {
 /// Which demo application a request reaches, and what it must answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
-    /// `GET /` (or `POST /`, whose body `hello` never reads): `Hello, World!`.
+    /// `GET /`: `Hello, World!`; or `POST /`, which `/` does not take: 405, its body never read.
     Hello,
     /// `POST /echo`: the body back.
     Echo,

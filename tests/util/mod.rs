@@ -60,6 +60,8 @@ pub struct Response {
     pub headers: Vec<(String, String)>,
     /// The body, de-chunked.
     pub body: Vec<u8>,
+    /// Trailer fields of a chunked body, names lower-cased.
+    pub trailers: Vec<(String, String)>,
 }
 
 impl Response {
@@ -153,6 +155,7 @@ impl Reader {
             status,
             headers,
             body: Vec::new(),
+            trailers: Vec::new(),
         };
         if status / 100 == 1 {
             return Some(response);
@@ -166,7 +169,15 @@ impl Reader {
                 let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16)
                     .expect("hex size");
                 if size == 0 {
-                    while !self.take_line().expect("trailer").is_empty() {}
+                    loop {
+                        let line = self.take_line().expect("trailer");
+                        let Some((n, v)) = line.split_once(':') else {
+                            break;
+                        };
+                        response
+                            .trailers
+                            .push((n.to_ascii_lowercase(), v.trim().to_owned()));
+                    }
                     break;
                 }
                 let data = self.take_exact(size);
