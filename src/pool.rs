@@ -110,7 +110,8 @@ impl ThreadPool {
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&pool.shared);
             // Born with the server's signals blocked, like every thread the library starts.
-            let thread = crate::signal::spawn_thread(format!("pool-{i}"), move || run(&shared))?;
+            let thread =
+                crate::signal::mask::spawn_thread(format!("pool-{i}"), move || run(&shared))?;
             pool.threads.push(thread);
         }
         Ok(pool)

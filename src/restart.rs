@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use asycamore_executor::net::TcpListener;
 
-use crate::signal;
+use crate::signal::mask as signal;
 use crate::sys::{self, SigSet};
 
 /// The environment variable naming the inherited listening descriptors, comma-separated.

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(target_os = "linux")]
 use asycamore_executor::EpollPoller;
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::net::{Listener, Options, TcpListener};
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::{Executor, Poller, Task, Waker};
 
 use crate::config::Config;
@@ -406,7 +406,7 @@ impl Server {
             let shutdown = shutdown.clone();
             let board = Arc::clone(&board);
             let ready = ready_tx.clone();
-            let thread = crate::signal::spawn_thread(format!("worker-{index}"), move || {
+            let thread = crate::signal::mask::spawn_thread(format!("worker-{index}"), move || {
                 let place = Placement {
                     index,
                     max_connections: per_listener_cap,

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::units::{Bytes, Millis};
 use asycamore_bench::cli::ToolError;
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::echo::Echo;
 use asycamore_executor::net::{Connect, Options, TcpListener, TcpStream};
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::{Coroutine, Cx, Executor, Poller, Step, Task};
 
 /// Echo round trips over 127.0.0.1, and the cost of one turn of the loop with idle fds.

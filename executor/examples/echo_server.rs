@@ -7,9 +7,9 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::echo::Echo;
 use asycamore_executor::net::{Options, TcpListener};
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::{Executor, Task};
 
 fn main() -> std::io::Result<()> {

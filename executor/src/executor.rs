@@ -33,30 +33,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::poller::{Event, PollPoller, Poller};
-use crate::step::{Coroutine, Cx, Interest, Reason, Step, Task, Waits};
+use crate::poller::{Event, Interest, PollPoller, Poller};
+use crate::step::{Coroutine, Cx, Reason, Step, Task, Waits};
+pub use crate::task::TaskId;
 use crate::timer::{TimerId, Timers};
 use crate::wake::{WakeQueue, Waker};
-
-/// Identifies a task: a slab index plus a generation, so a stale id never names a newer task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId {
-    /// Slot in the slab.
-    pub index: u32,
-    /// Generation of the slot when the task was spawned.
-    pub generation: u32,
-}
-
-impl fmt::Display for TaskId {
-    /// `t3` for the first task in slot 3, `t3.1` for the next one, and so on.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.generation == 0 {
-            write!(f, "t{}", self.index)
-        } else {
-            write!(f, "t{}.{}", self.index, self.generation)
-        }
-    }
-}
 
 /// How many resumes one turn allows by default before polling again.
 pub const DEFAULT_BUDGET: usize = 256;
@@ -823,8 +804,7 @@ impl<P: Poller> Executor<P> {
         let old_timer = entry.timer.take();
 
         // Numbers closed during this resume may name new sockets now (see `epoll`).
-        #[cfg(target_os = "linux")]
-        crate::epoll::take_closed(&mut self.closed);
+        crate::poller::closed::take_closed(&mut self.closed);
         for &(fd, interest) in &new.fds {
             let before = old.fds.iter().find(|(f, _)| *f == fd).map(|&(_, i)| i);
             if self.owner(fd) != Some(id) {

@@ -18,7 +18,7 @@
 //! Around it:
 //! - [`net`]: non-blocking TCP whose operations answer `io::Result<Step<T>>` instead of
 //!   `EAGAIN`;
-//! - [`service`]: the [`Acceptor`] task that accepts connections and spawns one
+//! - [`acceptor`]: the [`Acceptor`] task that accepts connections and spawns one
 //!   task per client, backing off on `EMFILE`;
 //! - [`echo`]: the smallest connection coroutine, used by the demo and the tests;
 //! - [`sim`]: a deterministic poller with a virtual clock, scripted readiness and seeded fault
@@ -99,24 +99,24 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+pub mod acceptor;
 pub mod echo;
-#[cfg(target_os = "linux")]
-pub mod epoll;
 pub mod executor;
 pub mod net;
 pub mod poller;
-pub mod service;
 pub mod sim;
 pub mod step;
 mod sys;
+pub mod task;
 pub mod timer;
 pub mod wake;
 
-#[cfg(target_os = "linux")]
-pub use epoll::EpollPoller;
-pub use executor::{Executor, Stats, StopHandle, TaskId, TraceEvent, WaitSummary};
+pub use acceptor::Acceptor;
+pub use executor::{Executor, Stats, StopHandle, TraceEvent, WaitSummary};
 pub use net::{TcpListener, TcpStream};
-pub use poller::{Event, PollPoller, Poller};
-pub use service::Acceptor;
-pub use step::{Coroutine, Cx, Interest, Reason, Step, Task, Waits};
+#[cfg(target_os = "linux")]
+pub use poller::EpollPoller;
+pub use poller::{Event, Interest, PollPoller, Poller};
+pub use step::{Coroutine, Cx, Reason, Step, Task, Waits};
+pub use task::TaskId;
 pub use wake::{Notify, WakeQueue, Waker};

@@ -91,8 +91,7 @@ pub struct TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        crate::epoll::note_closed(self.fd.as_raw_fd());
+        crate::poller::closed::note_closed(self.fd.as_raw_fd());
     }
 }
 
@@ -168,8 +167,7 @@ pub struct TcpStream {
 impl Drop for TcpStream {
     fn drop(&mut self) {
         // Before the close: an epoll-based executor must not trust its record of this number.
-        #[cfg(target_os = "linux")]
-        crate::epoll::note_closed(self.fd.as_raw_fd());
+        crate::poller::closed::note_closed(self.fd.as_raw_fd());
     }
 }
 

@@ -31,8 +31,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::net::{Listener, Stream};
-use crate::poller::{Event, Poller};
-use crate::step::{Interest, Step};
+use crate::poller::{Event, Interest, Poller};
+use crate::step::Step;
 use crate::wake::Notify;
 
 /// The first descriptor number given to a simulated socket.

@@ -47,7 +47,8 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::executor::TaskId;
+use crate::poller::Interest;
+use crate::task::TaskId;
 use crate::wake::{WakeQueue, Waker};
 
 /// The result of one resume: finished with a value, or suspended until something it registered
@@ -105,42 +106,6 @@ impl<C: Coroutine + ?Sized> Coroutine for Box<C> {
 
 /// A top-level task: a coroutine the executor owns and drives to completion.
 pub type Task = Box<dyn Coroutine<Output = ()>>;
-
-/// Which readiness of a file descriptor a task waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Interest {
-    /// Data can be read, or the peer closed, or an error is pending.
-    Readable,
-    /// Data can be written, or an error is pending.
-    Writable,
-    /// Either of the above.
-    Both,
-}
-
-impl Interest {
-    /// True if this interest includes readability.
-    pub fn is_readable(self) -> bool {
-        matches!(self, Interest::Readable | Interest::Both)
-    }
-
-    /// True if this interest includes writability.
-    pub fn is_writable(self) -> bool {
-        matches!(self, Interest::Writable | Interest::Both)
-    }
-
-    /// The union of two interests.
-    pub fn union(self, other: Interest) -> Interest {
-        if (self.is_readable() || other.is_readable())
-            && (self.is_writable() || other.is_writable())
-        {
-            Interest::Both
-        } else if self.is_readable() || other.is_readable() {
-            Interest::Readable
-        } else {
-            Interest::Writable
-        }
-    }
-}
 
 /// Why a task is being resumed now; also what the executor's trace records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::executor::TaskId;
+use crate::task::TaskId;
 
 /// Something that interrupts a blocked poll; implemented by each poller's wake-up mechanism.
 pub trait Notify: Send + Sync {

@@ -12,8 +12,8 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::echo::Echo;
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::{Executor, Task};
 
 const CHILD: &str = "ASYCAMORE_EXECUTOR_EMFILE_CHILD";

@@ -9,9 +9,9 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::echo::Echo;
 use asycamore_executor::net::{Connect, TcpStream};
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::{Coroutine, Cx, Executor, Step, Task};
 
 /// Bytes each client sends: more than one echo buffer, so echoes come back in pieces.

@@ -8,9 +8,9 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
+use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::echo::Echo;
 use asycamore_executor::net::Stream;
-use asycamore_executor::service::Acceptor;
 use asycamore_executor::sim::{Faults, Sim, SimPoller, SimStream};
 use asycamore_executor::{Coroutine, Cx, Executor, Step, Task};
 

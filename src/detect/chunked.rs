@@ -28,61 +28,10 @@
 use asycamore_executor::Step;
 
 use super::Limits;
-use super::body::{BodyEvent, take};
+use super::error::ChunkedError;
+use super::event::{BodyEvent, Trailers};
+use super::length::take;
 use super::syntax::{is_tchar, split_field_line};
-
-/// Why chunked framing was refused. Every variant maps to a status ([`ChunkedError::status`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChunkedError {
-    /// The chunk size is not hex digits: empty, signed, `0x`, or with whitespace inside (400).
-    InvalidSize,
-    /// The chunk size does not fit in 64 bits (400).
-    SizeOverflow,
-    /// The size line (size and extensions) is longer than [`Limits::max_chunk_line`] (400).
-    LineTooLong,
-    /// A chunk extension does not follow RFC 9112 §7.1.1: an empty name or value, whitespace not
-    /// next to `;` or `=` (`5 \r\n`), a byte that is not a token or quoted-string byte, or an
-    /// unterminated quoted string (400).
-    InvalidExtension,
-    /// A line ends in a bare LF, or a CR is not followed by LF (400).
-    InvalidLineEnding,
-    /// Chunk data is not followed by CRLF (400).
-    MissingCrlf,
-    /// A trailer field line is not `token ":" value` with allowed bytes (400).
-    InvalidTrailer,
-    /// The trailer section is larger than [`Limits::max_trailers`] (431).
-    TrailersTooLarge,
-    /// The chunk sizes add up to more than [`Limits::max_request_body`] (413, RFC 9110
-    /// §15.5.14), refused when the size of the chunk that passes it is complete, before any of its
-    /// data is handed out.
-    BodyTooLarge,
-}
-
-impl ChunkedError {
-    /// The response status for this error.
-    pub fn status(self) -> u16 {
-        match self {
-            ChunkedError::TrailersTooLarge => 431,
-            ChunkedError::BodyTooLarge => 413,
-            _ => 400,
-        }
-    }
-
-    /// A short, fixed description.
-    pub fn reason(self) -> &'static str {
-        match self {
-            ChunkedError::InvalidSize => "invalid chunk size",
-            ChunkedError::SizeOverflow => "chunk size too large",
-            ChunkedError::LineTooLong => "chunk size line too long",
-            ChunkedError::InvalidExtension => "invalid chunk extension",
-            ChunkedError::InvalidLineEnding => "invalid line ending in chunked body",
-            ChunkedError::MissingCrlf => "chunk data not followed by CRLF",
-            ChunkedError::InvalidTrailer => "invalid trailer field",
-            ChunkedError::TrailersTooLarge => "trailer section too large",
-            ChunkedError::BodyTooLarge => "request body too large",
-        }
-    }
-}
 
 /// Where a chunked decoder is. The size-line states carry the size so far and the line's length
 /// so far (for [`Limits::max_chunk_line`]).
@@ -223,9 +172,7 @@ impl ChunkedDecoder {
                     return match self.trailers(&buf[pos..], line, scanned)? {
                         Step::Ready(n) => {
                             self.state = ChunkedState::End;
-                            let trailers = Trailers {
-                                fields: &buf[pos..pos + n - 2],
-                            };
+                            let trailers = Trailers::validated(&buf[pos..pos + n - 2]);
                             Ok((pos + n, Step::Ready(BodyEvent::End { trailers })))
                         }
                         Step::WouldBlock => Ok((pos, Step::WouldBlock)),
@@ -442,78 +389,6 @@ fn hex(b: u8) -> Option<u8> {
         b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
-    }
-}
-
-/// The trailer fields of a chunked body (RFC 9112 §7.1.2), already validated: a view of the
-/// field lines in the caller's buffer, iterated as `(name, value)` pairs with values trimmed.
-///
-/// Framing fields (`Content-Length`, `Transfer-Encoding`, `Host`...) may appear here; they are
-/// delivered as sent and never used for framing (RFC 9110 §6.5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Trailers<'b> {
-    /// The field lines, each with its CRLF.
-    fields: &'b [u8],
-}
-
-impl<'b> Trailers<'b> {
-    /// No trailer fields.
-    pub fn empty() -> Trailers<'static> {
-        Trailers { fields: b"" }
-    }
-
-    /// True if there are no trailer fields.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
-    /// The raw field lines, each ending in CRLF.
-    pub fn as_bytes(&self) -> &'b [u8] {
-        self.fields
-    }
-
-    /// The fields in order, as `(name, value)`.
-    pub fn iter(&self) -> TrailerFields<'b> {
-        TrailerFields { rest: self.fields }
-    }
-
-    /// The value of the first field called `name` (case-insensitive).
-    pub fn get(&self, name: &str) -> Option<&'b [u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    }
-}
-
-impl<'b> IntoIterator for Trailers<'b> {
-    type Item = (&'b str, &'b [u8]);
-    type IntoIter = TrailerFields<'b>;
-    fn into_iter(self) -> TrailerFields<'b> {
-        self.iter()
-    }
-}
-
-/// Iterator over [`Trailers`].
-#[derive(Debug, Clone)]
-pub struct TrailerFields<'b> {
-    rest: &'b [u8],
-}
-
-impl<'b> Iterator for TrailerFields<'b> {
-    type Item = (&'b str, &'b [u8]);
-
-    fn next(&mut self) -> Option<(&'b str, &'b [u8])> {
-        while !self.rest.is_empty() {
-            let lf = memchr::memchr(b'\n', self.rest).unwrap_or(self.rest.len() - 1);
-            let line = &self.rest[..lf];
-            self.rest = &self.rest[lf + 1..];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            // Validated when the decoder saw it; a line that fails here cannot occur.
-            if let Some((name, value)) = split_field_line(line) {
-                return Some((std::str::from_utf8(name).unwrap_or_default(), value));
-            }
-        }
-        None
     }
 }
 

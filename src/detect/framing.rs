@@ -5,9 +5,12 @@
 //! reports a conflict as soon as the field that causes it is seen, and [`FieldFacts::finish`] then
 //! decides the [`BodyFraming`].
 
-use super::head::{HeadError, Span, Version};
+use super::error::HeadError;
+use super::length::parse_content_length;
+use super::span::Span;
 use super::syntax::{eq_lowercase, list_elements, trim_ows};
 use super::uri::is_host;
+use super::version::Version;
 
 /// How the body of a request is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -102,7 +105,8 @@ impl FieldFacts {
         // Empty elements are not skipped here: `Content-Length` is not a list, the comma form is only
         // tolerated for identical duplicates, and "5," is more likely an attack than a client bug.
         for element in value.split(|&b| b == b',') {
-            let n = parse_decimal(trim_ows(element)).ok_or(HeadError::InvalidContentLength)?;
+            let n =
+                parse_content_length(trim_ows(element)).ok_or(HeadError::InvalidContentLength)?;
             match self.content_length {
                 Some(seen) if seen != n => return Err(HeadError::ConflictingContentLength),
                 _ => self.content_length = Some(n),
@@ -179,33 +183,18 @@ impl FieldFacts {
     }
 }
 
-/// Parses `1*DIGIT` into a `u64`: no sign, no whitespace, no empty string, no overflow.
-/// (`u64::from_str` would accept a leading `+`.)
-#[inline]
-pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in digits {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(d))?;
-    }
-    Some(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn decimal() {
-        assert_eq!(parse_decimal(b"0"), Some(0));
-        assert_eq!(parse_decimal(b"0012"), Some(12));
-        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_content_length(b"0"), Some(0));
+        assert_eq!(parse_content_length(b"0012"), Some(12));
+        assert_eq!(
+            parse_content_length(b"18446744073709551615"),
+            Some(u64::MAX)
+        );
         for bad in [
             &b""[..],
             b"18446744073709551616",
@@ -216,7 +205,7 @@ mod tests {
             b"0x1",
             b"1a",
         ] {
-            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+            assert_eq!(parse_content_length(bad), None, "{bad:?}");
         }
     }
 }

@@ -63,19 +63,26 @@
 
 mod body;
 mod chunked;
+mod error;
+mod event;
 mod framing;
 mod head;
+pub(crate) mod length;
+mod span;
 pub(crate) mod syntax;
 mod uri;
+mod version;
 
 pub use crate::executor::Step;
-pub use body::{BodyDecoder, BodyError, BodyEvent, LengthDecoder};
-pub use chunked::{
-    ChunkedDecoder, ChunkedError, ChunkedState, ExtensionPart, TrailerFields, Trailers,
-};
+pub use body::BodyDecoder;
+pub use chunked::{ChunkedDecoder, ChunkedState, ExtensionPart};
+pub use error::{BodyError, ChunkedError, Error, HeadError};
+pub use event::{BodyEvent, TrailerFields, Trailers};
 pub use framing::BodyFraming;
-pub use head::{HeadDetector, HeadError, RequestHead, Version};
+pub use head::{HeadDetector, RequestHead};
+pub use length::{LengthDecoder, parse_content_length};
 pub use uri::TargetForm;
+pub use version::Version;
 
 /// Default [`Limits::max_request_line`]: 8 KiB, in bytes. Long enough for any sane URL with
 /// its query string (RFC 9112 §3 recommends supporting at least 8000 octets).
@@ -143,57 +150,3 @@ impl Default for Limits {
         }
     }
 }
-
-/// Any error from the detectors, for a connection that handles them the same way: answer with
-/// [`Error::status`] if nothing has been sent yet, then close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Error {
-    /// The head was refused.
-    Head(HeadError),
-    /// The body was refused.
-    Body(BodyError),
-}
-
-impl Error {
-    /// The response status for this error.
-    pub fn status(self) -> u16 {
-        match self {
-            Error::Head(e) => e.status(),
-            Error::Body(e) => e.status(),
-        }
-    }
-
-    /// A short, fixed description.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Error::Head(e) => e.reason(),
-            Error::Body(e) => e.reason(),
-        }
-    }
-}
-
-impl From<HeadError> for Error {
-    fn from(e: HeadError) -> Error {
-        Error::Head(e)
-    }
-}
-
-impl From<BodyError> for Error {
-    fn from(e: BodyError) -> Error {
-        Error::Body(e)
-    }
-}
-
-impl From<ChunkedError> for Error {
-    fn from(e: ChunkedError) -> Error {
-        Error::Body(BodyError::Chunked(e))
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.reason(), self.status())
-    }
-}
-
-impl std::error::Error for Error {}

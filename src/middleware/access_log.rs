@@ -159,7 +159,7 @@ impl LogWriter {
             }
         };
         let (to_writer, from_workers) = mpsc::channel();
-        let thread = crate::signal::spawn_thread("access-log".into(), move || {
+        let thread = crate::signal::mask::spawn_thread("access-log".into(), move || {
             write_all(output, &from_workers)
         })?;
         Ok(LogWriter {

@@ -18,7 +18,7 @@ use asycamore_executor::{Cx, Step};
 use crate::buffer::{ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::conn::request::{Body, Expect, Framing, Persistence, Request, Response};
-use crate::detect::{BodyEvent, Trailers, Version};
+use crate::detect::{BodyEvent, Trailers, Version, parse_content_length};
 use crate::response;
 
 use super::environ::{Environ, Peer};
@@ -457,7 +457,7 @@ fn write_head(
                 if head.body_len.is_some() {
                     continue; // `respond` writes the true length below.
                 }
-                match parse_decimal(value) {
+                match parse_content_length(value.trim_matches([' ', '\t']).as_bytes()) {
                     Some(n) => declared = Some(n),
                     None => return Err(OutputError::InvalidHeader),
                 }
@@ -572,15 +572,4 @@ impl ServerHeader {
         };
         name.eq_ignore_ascii_case(candidate).then_some(header)
     }
-}
-
-/// A `Content-Length` value: decimal digits only (no sign, no spaces), no overflow.
-fn parse_decimal(value: &str) -> Option<u64> {
-    let value = value.trim_matches([' ', '\t']);
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    value.bytes().try_fold(0u64, |n, b| {
-        n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
 }

@@ -1,8 +1,8 @@
-//! The service layer: the [`Acceptor`] task, which accepts connections and spawns one task per
+//! The [`Acceptor`] task, which accepts connections and spawns one task per
 //! client.
 //!
 //! ```no_run
-//! use asycamore_executor::{Executor, Task, echo::Echo, net::{Options, TcpListener}, service::Acceptor};
+//! use asycamore_executor::{Executor, Task, echo::Echo, net::{Options, TcpListener}, acceptor::Acceptor};
 //!
 //! let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap(), Options::default())?;
 //! let mut executor = Executor::new()?;

@@ -14,19 +14,17 @@
 //! behind the number, and closing it leaves the set silently. A task that closes a socket and, in
 //! the same resume, waits on a new one that got the same number would look unchanged to the
 //! executor, and the new socket would never be watched. So closes are recorded
-//! ([`note_closed`], done by [`crate::net`]'s sockets when dropped) and the executor registers a
+//! ([`note_closed`](super::closed::note_closed), done by [`crate::net`]'s sockets when dropped) and the executor registers a
 //! recorded number afresh instead of trusting its diff.
 //!
-//! [`PollPoller`]: crate::poller::PollPoller
+//! [`PollPoller`]: super::PollPoller
 
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::poller::{Event, EventFd, Poller, Remaining};
-use crate::step::Interest;
+use super::{Event, EventFd, Interest, Poller, Remaining, not_registered};
 use crate::sys;
 use crate::wake::Notify;
 
@@ -39,31 +37,6 @@ const MAX_EVENTS: usize = 4096;
 
 /// Marks an unregistered descriptor in [`EpollPoller`]'s interest table.
 const ABSENT: u8 = 0;
-
-thread_local! {
-    /// Descriptor numbers closed on this thread since the executor last looked.
-    static CLOSED: RefCell<Vec<RawFd>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Records that `fd` is being closed on this thread, so an executor over [`EpollPoller`] on this
-/// thread registers the number afresh if a task waits on it again (see the module docs).
-///
-/// The sockets of [`crate::net`] call it when dropped. A task that waits on descriptors it opens
-/// and closes itself (not through [`crate::net`]) should call it before closing one.
-pub fn note_closed(fd: RawFd) {
-    CLOSED.with(|closed| closed.borrow_mut().push(fd));
-}
-
-/// Moves the descriptors recorded by [`note_closed`] into `into` (cleared first).
-pub(crate) fn take_closed(into: &mut Vec<RawFd>) {
-    into.clear();
-    CLOSED.with(|closed| {
-        let mut closed = closed.borrow_mut();
-        if !closed.is_empty() {
-            std::mem::swap(&mut *closed, into);
-        }
-    });
-}
 
 /// The `epoll(7)` backend.
 #[derive(Debug)]
@@ -252,10 +225,6 @@ impl Poller for EpollPoller {
     }
 }
 
-fn not_registered() -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, "fd not registered")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,17 +328,5 @@ mod tests {
         }
         assert_eq!(ready(&mut poller, 1000).len(), INITIAL_EVENTS);
         assert_eq!(ready(&mut poller, 1000).len(), INITIAL_EVENTS + 10);
-    }
-
-    #[test]
-    fn closes_are_recorded_per_thread() {
-        let mut seen = Vec::new();
-        take_closed(&mut seen);
-        note_closed(42);
-        note_closed(43);
-        take_closed(&mut seen);
-        assert_eq!(seen, [42, 43]);
-        take_closed(&mut seen);
-        assert!(seen.is_empty());
     }
 }

@@ -1,0 +1,27 @@
+//! [`Span`]: where a part of a head lies in the buffer it was parsed from, so a parsed head can
+//! be kept next to that buffer without borrowing it.
+
+use std::ops::Range;
+
+/// A byte range of the buffer a head was parsed from; `Copy`, unlike [`Range`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    /// First byte.
+    pub(crate) start: usize,
+    /// One past the last byte.
+    pub(crate) end: usize,
+}
+
+impl Span {
+    /// The bytes of `buf` this span covers, or nothing if `buf` is too short (a caller passed the
+    /// wrong buffer: a wrong answer, but never a panic).
+    #[inline]
+    pub(crate) fn of(self, buf: &[u8]) -> &[u8] {
+        buf.get(self.start..self.end).unwrap_or_default()
+    }
+
+    /// As a `Range`.
+    pub(crate) fn range(self) -> Range<usize> {
+        self.start..self.end
+    }
+}
