@@ -33,8 +33,8 @@ fn run(input: &[u8], ends: impl IntoIterator<Item = usize>) -> Result<Vec<String
     'requests: while pos < input.len() {
         let n = loop {
             match detector.detect(&input[pos..avail], &mut head)? {
-                Step::Ready(n) => break n,
-                Step::WouldBlock => match ends.next() {
+                (n, Step::Ready(())) => break n,
+                (_, Step::WouldBlock) => match ends.next() {
                     Some(end) => avail = end.clamp(avail, input.len()),
                     None => break 'requests,
                 },

@@ -342,7 +342,7 @@ fn header_lookup_is_case_insensitive_and_first() {
     let buf = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
     let mut d = HeadDetector::new(limits());
     let mut head = RequestHead::new();
-    assert_eq!(d.detect(buf, &mut head), Ok(Step::Ready(buf.len())));
+    assert_eq!(d.detect(buf, &mut head), Ok((buf.len(), Step::Ready(()))));
     assert_eq!(head.header(buf, "X-a"), Some(&b"1"[..]));
     assert_eq!(head.header(buf, "missing"), None);
     assert_eq!(head.header_count(), 3);
@@ -632,13 +632,13 @@ fn request_line_limit_before_the_line_ends() {
     let mut failed_at = None;
     for end in (1..buf.len()).step_by(1024) {
         match d.detect(&buf[..end], &mut head) {
-            Ok(Step::WouldBlock) => {}
+            Ok((_, Step::WouldBlock)) => {}
             Err(e) => {
                 assert_eq!(e, HeadError::RequestLineTooLong);
                 failed_at = Some(end);
                 break;
             }
-            Ok(Step::Ready(_)) => panic!("no head here"),
+            Ok((_, Step::Ready(()))) => panic!("no head here"),
         }
     }
     let at = failed_at.expect("must fail");
@@ -751,16 +751,16 @@ fn detector_is_reusable_across_pipelined_heads() {
     let buf = b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n";
     let mut d = HeadDetector::new(limits());
     let mut head = RequestHead::new();
-    let Ok(Step::Ready(n)) = d.detect(buf, &mut head) else {
+    let Ok((n, Step::Ready(()))) = d.detect(buf, &mut head) else {
         panic!()
     };
     assert_eq!(head.target(buf), b"/1");
     let rest = &buf[n..];
     // Grow the second one byte by byte.
     for end in 0..rest.len() {
-        assert_eq!(d.detect(&rest[..end], &mut head), Ok(Step::WouldBlock));
+        assert_eq!(d.detect(&rest[..end], &mut head), Ok((0, Step::WouldBlock)));
     }
-    assert_eq!(d.detect(rest, &mut head), Ok(Step::Ready(rest.len())));
+    assert_eq!(d.detect(rest, &mut head), Ok((rest.len(), Step::Ready(()))));
     assert_eq!(head.target(rest), b"/2");
     assert!(!head.keep_alive());
     assert_eq!(head.header_count(), 2);
@@ -771,13 +771,13 @@ fn wrong_buffer_never_panics() {
     let buf = b"GET /long/path HTTP/1.1\r\nHost: a\r\n\r\n";
     let mut d = HeadDetector::new(limits());
     let mut head = RequestHead::new();
-    assert!(d.detect(buf, &mut head).unwrap().is_ready());
+    assert!(d.detect(buf, &mut head).unwrap().1.is_ready());
     assert_eq!(head.target(b"short"), b"");
     assert_eq!(head.headers(b"").count(), 1);
     // A buffer that shrank between calls restarts the scan.
-    assert_eq!(d.detect(&buf[..20], &mut head), Ok(Step::WouldBlock));
-    assert_eq!(d.detect(&buf[..5], &mut head), Ok(Step::WouldBlock));
-    assert_eq!(d.detect(buf, &mut head), Ok(Step::Ready(buf.len())));
+    assert_eq!(d.detect(&buf[..20], &mut head), Ok((0, Step::WouldBlock)));
+    assert_eq!(d.detect(&buf[..5], &mut head), Ok((0, Step::WouldBlock)));
+    assert_eq!(d.detect(buf, &mut head), Ok((buf.len(), Step::Ready(()))));
 }
 
 #[test]

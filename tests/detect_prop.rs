@@ -266,8 +266,8 @@ fn detected(input: &[u8], cuts: &[usize]) -> Parsed {
             .detect(&input[..avail], &mut head)
             .expect("valid head")
         {
-            Step::Ready(n) => break n,
-            Step::WouldBlock => avail = ends.next().expect("the head is complete"),
+            (n, Step::Ready(())) => break n,
+            (_, Step::WouldBlock) => avail = ends.next().expect("the head is complete"),
         }
     };
     let headers = head
@@ -295,7 +295,7 @@ fn detected(input: &[u8], cuts: &[usize]) -> Parsed {
     // The next pipelined request is intact.
     assert_eq!(
         detector.detect(&input[at..], &mut head),
-        Ok(Step::Ready(NEXT.len()))
+        Ok((NEXT.len(), Step::Ready(())))
     );
     (n, headers, body, trailers, at)
 }

@@ -26,20 +26,6 @@ fn soak_duration() -> Duration {
     Duration::from_secs(secs)
 }
 
-/// Raises this process's open-file limit to its hard limit (children inherit it).
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max.min(65536);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-}
-
 /// Closes `stream` with a reset instead of a FIN (SO_LINGER with a zero timeout).
 fn reset(stream: TcpStream) {
     use std::os::fd::AsRawFd;
@@ -95,7 +81,7 @@ fn spawn_loop(
 
 #[test]
 fn the_server_survives_abuse_and_shuts_down_cleanly() {
-    raise_fd_limit();
+    asycamore::executor::net::raise_fd_limit().expect("raise the descriptor limit");
     let mut server = spawn_server(&["--workers", "2", "--head-timeout", "5"]);
     let addr = server.addr;
     let pid = server.child.id();

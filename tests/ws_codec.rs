@@ -453,7 +453,7 @@ fn handshake_from_a_parsed_request_head() {
     let mut head = RequestHead::new();
     assert!(matches!(
         detector.detect(buf, &mut head),
-        Ok(Step::Ready(_))
+        Ok((_, Step::Ready(())))
     ));
     let accept = validate_upgrade(head.method_bytes(buf), head.version(), head.headers(buf));
     assert_eq!(accept.as_ref(), Ok(SAMPLE_ACCEPT));

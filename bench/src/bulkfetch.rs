@@ -141,9 +141,9 @@ impl Coroutine for Fetcher {
                 }
                 State::Connecting { index, connect } => {
                     let index = *index;
-                    match connect.resume(cx) {
-                        Step::WouldBlock => return Step::WouldBlock,
-                        Step::Ready(Ok(stream)) => {
+                    match connect.poll(cx) {
+                        Ok(Step::WouldBlock) => return Step::WouldBlock,
+                        Ok(Step::Ready(stream)) => {
                             cx.clear_waits();
                             self.state = State::Exchanging {
                                 index,
@@ -154,7 +154,7 @@ impl Coroutine for Fetcher {
                                 deadline: now + self.timeout,
                             };
                         }
-                        Step::Ready(Err(e)) => {
+                        Err(e) => {
                             cx.clear_waits();
                             self.finish(index, Outcome::Error(format!("connect: {e}")), now);
                         }

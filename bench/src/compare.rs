@@ -856,7 +856,7 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
-    let _ = sys::raise_fd_limit();
+    let _ = asycamore::executor::net::raise_fd_limit();
     let mut bins = build(&args.repo, &servers, args.no_build)?;
     bins.baseline.clone_from(&args.baseline);
     let servers: Vec<&str> = servers

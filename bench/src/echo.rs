@@ -55,7 +55,8 @@ pub fn run(args: EchoArgs) -> Result<(), ToolError> {
     } else {
         args.idle_fds
     };
-    let limit = raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
+    let limit = asycamore_executor::net::raise_fd_limit()
+        .map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
     let run_for = args.millis.get();
     let message = args.message.as_usize();
     if message == 0 || run_for.is_zero() {
@@ -97,24 +98,6 @@ pub fn run(args: EchoArgs) -> Result<(), ToolError> {
         );
     }
     Ok(())
-}
-
-/// Raises the soft limit on open files to the hard limit; returns the new limit.
-fn raise_fd_limit() -> std::io::Result<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the live local struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit reads the live local struct.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(limit.rlim_cur)
 }
 
 /// Runs `n` ping-pong clients against an echo server for `run_for`; returns the round trips
@@ -185,9 +168,10 @@ impl PingClient {
     /// Advances one state; `None` means wait (registered in `cx`), `Some` is the next state.
     fn advance(&mut self, state: Ping, cx: &mut Cx<'_>) -> std::io::Result<(Ping, bool)> {
         Ok(match state {
-            Ping::Connecting(mut connect) => match connect.resume(cx) {
-                Step::Ready(stream) => (Ping::Sending(stream?, 0), true),
-                Step::WouldBlock => (Ping::Connecting(connect), false),
+            Ping::Connecting(mut connect) => match connect.poll(cx) {
+                Ok(Step::Ready(stream)) => (Ping::Sending(stream, 0), true),
+                Err(e) => return Err(e),
+                Ok(Step::WouldBlock) => (Ping::Connecting(connect), false),
             },
             Ping::Sending(stream, sent) => match stream.write(&self.message[sent..])? {
                 Step::Ready(n) if sent + n == self.message.len() => {

@@ -651,9 +651,9 @@ impl Coroutine for Client {
                         self.state = ClientState::Connecting(TcpStream::connect(self.plan.addr));
                     }
                 }
-                ClientState::Connecting(connect) => match connect.resume(cx) {
-                    Step::WouldBlock => return Step::WouldBlock,
-                    Step::Ready(Ok(stream)) => {
+                ClientState::Connecting(connect) => match connect.poll(cx) {
+                    Ok(Step::WouldBlock) => return Step::WouldBlock,
+                    Ok(Step::Ready(stream)) => {
                         cx.clear_waits();
                         let _ = stream.set_nodelay(true);
                         let mut shared = self.shared.borrow_mut();
@@ -670,7 +670,7 @@ impl Coroutine for Client {
                             check_at: now + self.plan.timeout,
                         }));
                     }
-                    Step::Ready(Err(_)) => {
+                    Err(_) => {
                         cx.clear_waits();
                         let mut shared = self.shared.borrow_mut();
                         shared.report.errors.connect += 1;
@@ -984,7 +984,7 @@ impl Coroutine for Progress {
 /// # Errors
 /// If the executor cannot be created or polling fails; connection errors are counted, not returned.
 pub fn run(config: &LoadConfig) -> io::Result<Report> {
-    let _ = sys::raise_fd_limit();
+    let _ = asycamore::executor::net::raise_fd_limit();
     let depth = config.depth.max(1);
     let kinds: Vec<KindPlan> = [Kind::Get, Kind::Post]
         .into_iter()

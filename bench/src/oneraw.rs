@@ -67,9 +67,9 @@ impl Coroutine for OneRaw {
         loop {
             let now = cx.now();
             match &mut self.state {
-                State::Connecting(connect) => match connect.resume(cx) {
-                    Step::WouldBlock => return Step::WouldBlock,
-                    Step::Ready(Ok(stream)) => {
+                State::Connecting(connect) => match connect.poll(cx) {
+                    Ok(Step::WouldBlock) => return Step::WouldBlock,
+                    Ok(Step::Ready(stream)) => {
                         cx.clear_waits();
                         self.state = State::Talking {
                             stream,
@@ -77,7 +77,7 @@ impl Coroutine for OneRaw {
                             deadline: now + self.timeout,
                         };
                     }
-                    Step::Ready(Err(e)) => {
+                    Err(e) => {
                         self.response.borrow_mut().1 = Some(e);
                         self.state = State::Done;
                     }

@@ -103,7 +103,7 @@ fn ours(detector: &mut HeadDetector, head: &mut RequestHead, buf: &[u8]) -> usiz
     let (mut at, mut n) = (0, 0);
     while at < buf.len() {
         match detector.detect(&buf[at..], head) {
-            Ok(Step::Ready(len)) => {
+            Ok((len, Step::Ready(()))) => {
                 black_box((head.framing(), head.keep_alive(), head.expects_continue()));
                 at += len;
                 n += 1;

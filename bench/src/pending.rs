@@ -26,7 +26,6 @@ use asycamore::units::Seconds;
 use crate::cli::{self, ToolError};
 use crate::framing::ResponseDetector;
 use crate::histogram::Histogram;
-use crate::sys;
 use crate::target::Target;
 
 /// Hold connection attempts beyond the server's accept rate; report accept rate and the latency
@@ -120,12 +119,12 @@ impl Coroutine for HolderTask {
                 return Step::Ready(());
             }
             match &mut self.state {
-                Holder::Connecting(connect) => match connect.resume(cx) {
-                    Step::WouldBlock => {
+                Holder::Connecting(connect) => match connect.poll(cx) {
+                    Ok(Step::WouldBlock) => {
                         cx.wait_until(self.end);
                         return Step::WouldBlock;
                     }
-                    Step::Ready(Ok(stream)) => {
+                    Ok(Step::Ready(stream)) => {
                         cx.clear_waits();
                         let mut report = self.report.borrow_mut();
                         if self.idle {
@@ -140,7 +139,7 @@ impl Coroutine for HolderTask {
                             };
                         }
                     }
-                    Step::Ready(Err(_)) => {
+                    Err(_) => {
                         cx.clear_waits();
                         self.report.borrow_mut().failed += 1;
                         self.state = Holder::Failed;
@@ -289,8 +288,8 @@ impl Coroutine for NormalClient {
                         None => Normal::Connecting(TcpStream::connect(self.target.addr)),
                     };
                 }
-                Normal::Connecting(connect) => match connect.resume(cx) {
-                    Step::WouldBlock => {
+                Normal::Connecting(connect) => match connect.poll(cx) {
+                    Ok(Step::WouldBlock) => {
                         cx.wait_until(self.started + NORMAL_TIMEOUT);
                         if now >= self.started + NORMAL_TIMEOUT {
                             cx.clear_waits();
@@ -299,7 +298,7 @@ impl Coroutine for NormalClient {
                         }
                         return Step::WouldBlock;
                     }
-                    Step::Ready(Ok(stream)) => {
+                    Ok(Step::Ready(stream)) => {
                         cx.clear_waits();
                         self.state = Normal::Asking {
                             stream,
@@ -308,7 +307,7 @@ impl Coroutine for NormalClient {
                             started: self.started,
                         };
                     }
-                    Step::Ready(Err(_)) => {
+                    Err(_) => {
                         cx.clear_waits();
                         self.done(now, None, false);
                     }
@@ -442,7 +441,7 @@ pub fn run(
     duration: Duration,
     keepalive: bool,
 ) -> io::Result<PendingReport> {
-    let _ = sys::raise_fd_limit();
+    let _ = asycamore::executor::net::raise_fd_limit();
     let connection = if keepalive {
         ""
     } else {

@@ -6,7 +6,7 @@
 //! simulator.
 
 use crate::net::Stream;
-use crate::step::{Coroutine, Cx, Step};
+use crate::step::{Coroutine, Cx, Next, Step};
 
 /// Size of the echo buffer, in bytes.
 pub const ECHO_BUFFER: usize = 4096;
@@ -53,30 +53,30 @@ impl<S: Stream> Echo<S> {
         self.state
     }
 
-    /// One read or write; `None` when it must wait (having told `cx` for what).
-    fn step(&mut self, cx: &mut Cx<'_>) -> Option<EchoState> {
-        match self.state {
+    /// One read or write from `state`.
+    fn step(&mut self, state: EchoState, cx: &mut Cx<'_>) -> Next<EchoState> {
+        match state {
             EchoState::Reading => match self.stream.read(&mut self.buf) {
-                Ok(Step::Ready(0)) | Err(_) => Some(EchoState::Done),
-                Ok(Step::Ready(n)) => Some(EchoState::Writing { start: 0, end: n }),
+                Ok(Step::Ready(0)) | Err(_) => Next::Go(EchoState::Done),
+                Ok(Step::Ready(n)) => Next::Go(EchoState::Writing { start: 0, end: n }),
                 Ok(Step::WouldBlock) => {
                     cx.wait_readable(self.stream.as_raw_fd());
-                    None
+                    Next::Wait(state)
                 }
             },
             EchoState::Writing { start, end } => match self.stream.write(&self.buf[start..end]) {
-                Ok(Step::Ready(0)) | Err(_) => Some(EchoState::Done),
-                Ok(Step::Ready(n)) if start + n == end => Some(EchoState::Reading),
-                Ok(Step::Ready(n)) => Some(EchoState::Writing {
+                Ok(Step::Ready(0)) | Err(_) => Next::Go(EchoState::Done),
+                Ok(Step::Ready(n)) if start + n == end => Next::Go(EchoState::Reading),
+                Ok(Step::Ready(n)) => Next::Go(EchoState::Writing {
                     start: start + n,
                     end,
                 }),
                 Ok(Step::WouldBlock) => {
                     cx.wait_writable(self.stream.as_raw_fd());
-                    None
+                    Next::Wait(state)
                 }
             },
-            EchoState::Done => Some(EchoState::Done),
+            EchoState::Done => Next::Go(EchoState::Done),
         }
     }
 }
@@ -89,9 +89,12 @@ impl<S: Stream> Coroutine for Echo<S> {
             if self.state == EchoState::Done {
                 return Step::Ready(());
             }
-            match self.step(cx) {
-                Some(next) => self.state = next,
-                None => return Step::WouldBlock,
+            match self.step(self.state, cx) {
+                Next::Go(next) => self.state = next,
+                Next::Wait(next) => {
+                    self.state = next;
+                    return Step::WouldBlock;
+                }
             }
         }
         if self.state == EchoState::Done {

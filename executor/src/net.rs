@@ -32,7 +32,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use crate::step::{Coroutine, Cx, Step};
+use crate::step::{Cx, Step};
 use crate::sys;
 
 /// Options for [`TcpListener::bind`].
@@ -62,6 +62,15 @@ fn step<T>(result: io::Result<T>) -> io::Result<Step<T>> {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::WouldBlock),
         Err(e) => Err(e),
     }
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit, as a server (or a
+/// load generator) holding thousands of sockets must; returns the new limit.
+///
+/// # Errors
+/// From `getrlimit` or `setrlimit`.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    sys::raise_fd_limit()
 }
 
 /// True for the errors that mean "out of file descriptors or kernel memory" on `accept`: the
@@ -194,11 +203,7 @@ impl TcpStream {
     /// # Errors
     /// `ConnectionReset` and the like.
     pub fn read(&self, buf: &mut [u8]) -> io::Result<Step<usize>> {
-        let len = buf.len();
-        // SAFETY: a `&mut [u8]` is valid as `[MaybeUninit<u8>]` of the same length, and recv
-        // only writes initialized bytes into it, so `buf` stays initialized.
-        let uninit = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
-        step(sys::recv(self.fd.as_raw_fd(), uninit))
+        step(sys::recv_init(self.fd.as_raw_fd(), buf))
     }
 
     /// Reads into the spare capacity of `buf` (reserving [`READ_RESERVE`] bytes if it has none)
@@ -210,12 +215,7 @@ impl TcpStream {
         if buf.capacity() == buf.len() {
             buf.reserve(READ_RESERVE);
         }
-        let result = step(sys::recv(self.fd.as_raw_fd(), buf.spare_capacity_mut()))?;
-        if let Step::Ready(n) = result {
-            // SAFETY: recv initialized the first n bytes of the spare capacity.
-            unsafe { buf.set_len(buf.len() + n) };
-        }
-        Ok(result)
+        step(sys::recv_to_spare(self.fd.as_raw_fd(), buf))
     }
 
     /// Writes from `buf`, possibly only part of it.
@@ -303,59 +303,64 @@ impl AsFd for TcpStream {
 
 /// Connecting a [`TcpStream`] without blocking: `connect` answers `EINPROGRESS`, the socket
 /// becomes writable when the handshake ends, and `SO_ERROR` says how it ended.
+///
+/// A step a coroutine nests (PEP 380's `yield from`): keep it in a state and call
+/// [`Connect::poll`] on each resume until it is ready. Like every operation of this module it
+/// answers `io::Result<Step<T>>`; on `WouldBlock` it has registered the socket in `cx`.
 #[derive(Debug)]
 pub enum Connect {
     /// Not started.
     Start(SocketAddr),
     /// Handshake in progress.
     Connecting(TcpStream),
-    /// Finished (the stream has been handed out).
+    /// Finished (the stream has been handed out, or the attempt failed).
     Done,
 }
 
-impl Coroutine for Connect {
-    type Output = io::Result<TcpStream>;
-
-    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<io::Result<TcpStream>> {
-        match std::mem::replace(self, Connect::Done) {
+impl Connect {
+    /// Advances the connection attempt.
+    ///
+    /// # Errors
+    /// Why the connection failed (`ConnectionRefused`, `TimedOut`...); the attempt is over.
+    pub fn poll(&mut self, cx: &mut Cx<'_>) -> io::Result<Step<TcpStream>> {
+        let (next, step) = match std::mem::replace(self, Connect::Done) {
             Connect::Start(addr) => {
-                let stream = match sys::tcp_socket(&addr) {
-                    Ok(fd) => TcpStream { fd },
-                    Err(e) => return Step::Ready(Err(e)),
+                let stream = TcpStream {
+                    fd: sys::tcp_socket(&addr)?,
                 };
                 match sys::connect(stream.as_raw_fd(), &addr) {
-                    Ok(()) => Step::Ready(Ok(stream)),
+                    Ok(()) => (Connect::Done, Step::Ready(stream)),
                     Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                         cx.wait_writable(stream.as_raw_fd());
-                        *self = Connect::Connecting(stream);
-                        Step::WouldBlock
+                        (Connect::Connecting(stream), Step::WouldBlock)
                     }
-                    Err(e) => Step::Ready(Err(e)),
+                    Err(e) => return Err(e),
                 }
             }
             Connect::Connecting(stream) => {
-                match stream.take_error() {
-                    Ok(None) => {}
-                    Ok(Some(e)) | Err(e) => return Step::Ready(Err(e)),
+                if let Some(e) = stream.take_error()? {
+                    return Err(e);
                 }
                 // Resumed for some other reason (the parent's deadline, say) before the handshake
                 // ended: getpeername still says ENOTCONN.
                 match stream.peer_addr() {
-                    Ok(_) => Step::Ready(Ok(stream)),
+                    Ok(_) => (Connect::Done, Step::Ready(stream)),
                     Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
                         cx.wait_writable(stream.as_raw_fd());
-                        *self = Connect::Connecting(stream);
-                        Step::WouldBlock
+                        (Connect::Connecting(stream), Step::WouldBlock)
                     }
-                    Err(e) => Step::Ready(Err(e)),
+                    Err(e) => return Err(e),
                 }
             }
-            Connect::Done => panic!("Connect resumed after it finished"),
-        }
-    }
-
-    fn kind(&self) -> &'static str {
-        "connect"
+            Connect::Done => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Other,
+                    "Connect polled after it finished",
+                ));
+            }
+        };
+        *self = next;
+        Ok(step)
     }
 }
 

@@ -77,6 +77,19 @@ impl<T> Step<T> {
     }
 }
 
+/// What one step of a state machine tells the loop that drives it: go on at once in the next
+/// state, or wait in it, having registered in [`Cx`] what wakes it. The connection, the echo
+/// connection and the demo proxy spell their state loops with it; a step that takes the state
+/// by value and returns a `Next` cannot forget to say which state comes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a step's next state must be kept"]
+pub enum Next<S> {
+    /// Go on at once in this state.
+    Go(S),
+    /// Wait in this state: the step has registered in `cx` what wakes it.
+    Wait(S),
+}
+
 /// A resumable computation: a hand-written generator.
 pub trait Coroutine {
     /// What the coroutine produces when it finishes.

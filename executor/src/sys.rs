@@ -198,6 +198,38 @@ pub(crate) fn recv(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> 
     Ok(n as usize)
 }
 
+/// `recv(2)` into an initialized buffer.
+pub(crate) fn recv_init(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len();
+    // SAFETY: a `&mut [u8]` is valid as `[MaybeUninit<u8>]` of the same length, and recv only
+    // writes initialized bytes into it, so `buf` stays initialized.
+    let uninit = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast(), len) };
+    recv(fd, uninit)
+}
+
+/// `recv(2)` into the spare capacity of `buf`, extending its length by what was read.
+pub(crate) fn recv_to_spare(fd: RawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let n = recv(fd, buf.spare_capacity_mut())?;
+    // SAFETY: recv initialized the first n bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit (a server holding
+/// thousands of connections needs more than the usual 1,024); returns the new limit.
+pub(crate) fn raise_fd_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: `limit` is a valid rlimit.
+    cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })?;
+    Ok(limit.rlim_cur as u64)
+}
+
 /// `send(2)` with `MSG_NOSIGNAL`, so a closed peer is `EPIPE` rather than a process-killing SIGPIPE.
 pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: the pointer and length describe a live borrowed buffer that send only reads.

@@ -50,10 +50,10 @@ impl Coroutine for Client {
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         loop {
             match &mut self.state {
-                EchoClient::Connecting(connect) => match connect.resume(cx) {
-                    Step::WouldBlock => return Step::WouldBlock,
-                    Step::Ready(stream) => {
-                        let stream = stream.expect("connect to the echo server");
+                EchoClient::Connecting(connect) => match connect.poll(cx) {
+                    Ok(Step::WouldBlock) => return Step::WouldBlock,
+                    Err(e) => panic!("connect to the echo server: {e}"),
+                    Ok(Step::Ready(stream)) => {
                         self.state = EchoClient::Talking {
                             stream,
                             sent: 0,
@@ -111,7 +111,7 @@ fn echo_server(executor: &mut Executor) -> SocketAddr {
 
 #[test]
 fn echo_serves_500_concurrent_clients_byte_exact() {
-    util::raise_fd_limit();
+    asycamore_executor::net::raise_fd_limit().expect("raise the descriptor limit");
     let mut executor = Executor::new().unwrap();
     let addr = echo_server(&mut executor);
     let done = Rc::new(Cell::new(0));

@@ -40,7 +40,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use asycamore_executor::net::{Connect, TcpStream};
-use asycamore_executor::{Coroutine, Cx, Step};
+use asycamore_executor::{Cx, Step};
 
 use crate::detect::{BodyDecoder, BodyEvent, BodyFraming, Limits};
 use crate::response::write_hex;
@@ -245,8 +245,8 @@ impl Handler for ProxyHandler {
                     if cx.now() >= deadline {
                         return self.give_up(ex, 504, "the upstream did not accept the connection");
                     }
-                    match connect.resume(cx) {
-                        Step::Ready(Ok(upstream)) => {
+                    match connect.poll(cx) {
+                        Ok(Step::Ready(upstream)) => {
                             self.deadline = None;
                             let up = Up {
                                 out,
@@ -260,11 +260,11 @@ impl Handler for ProxyHandler {
                             };
                             self.state = State::Exchanging { upstream, up, down };
                         }
-                        Step::Ready(Err(e)) => {
+                        Err(e) => {
                             let reason = format!("cannot connect to the upstream: {e}");
                             return self.give_up(ex, 502, &reason);
                         }
-                        Step::WouldBlock => {
+                        Ok(Step::WouldBlock) => {
                             // `connect` waits for the socket to become writable; add the deadline.
                             cx.wait_until(deadline);
                             self.state = State::Connecting {

@@ -12,7 +12,7 @@
 //!
 //! Each state is a variant of a private `State` enum carrying what it needs (a head's deadline,
 //! the handler, the bytes a drain may still discard); each step takes the state and returns the
-//! next one: go on at once, or wait, having registered in `cx` what wakes it. What the current
+//! next one as a [`Next`]: go on at once, or wait, having registered in `cx` what wakes it. What the current
 //! request has done lives in `request::Request` (the body's progress, the response's, whether
 //! `100 Continue` is owed), whose `persistence` method is the one place that decides between
 //! keep-alive and close.
@@ -34,7 +34,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use asycamore_executor::net::Stream;
-use asycamore_executor::{Coroutine, Cx, Interest, Step};
+use asycamore_executor::{Coroutine, Cx, Interest, Next, Step};
 
 use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
 use crate::config::Config;
@@ -124,14 +124,6 @@ impl HeadWait {
     }
 }
 
-/// What one step of a state asks the resume loop to do.
-enum Next {
-    /// Go on at once in this state.
-    Go(State),
-    /// Wait in this state: the step has registered in `cx` what wakes it.
-    Wait(State),
-}
-
 /// One client connection serving HTTP/1.x requests to an [`App`], over any [`Stream`].
 pub struct Connection<S> {
     stream: S,
@@ -189,7 +181,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// One step of `state`.
-    fn step(&mut self, state: State, cx: &mut Cx<'_>) -> Next {
+    fn step(&mut self, state: State, cx: &mut Cx<'_>) -> Next<State> {
         match state {
             State::ReadingHead(wait) => self.read_head(wait, cx),
             State::Handling(handler) => self.handle(handler, cx),
@@ -201,7 +193,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// `ReadingHead`: parse the next head from the buffer, reading more when needed.
-    fn read_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next {
+    fn read_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next<State> {
         if self.output.len() >= self.config.output_high_water {
             // Backpressure: no more requests until the client reads what it asked for.
             return self.flush_or_wait(State::ReadingHead(wait), cx);
@@ -224,7 +216,7 @@ impl<S: Stream> Connection<S> {
             .detector
             .detect(self.input.data(), &mut self.request.head)
         {
-            Ok(Step::Ready(head_len)) => {
+            Ok((head_len, Step::Ready(()))) => {
                 self.detector.reset();
                 let (head, data) = (&self.request.head, self.input.data());
                 cx.note(|| {
@@ -243,12 +235,12 @@ impl<S: Stream> Connection<S> {
                 let since = wait.started_at(self.config.head_timeout);
                 Next::Go(self.reject(e.status(), e.reason(), since, cx.now()))
             }
-            Ok(Step::WouldBlock) => self.wait_for_head(wait, cx),
+            Ok((_, Step::WouldBlock)) => self.wait_for_head(wait, cx),
         }
     }
 
     /// The buffer holds no complete head: flush what earlier requests produced, then read.
-    fn wait_for_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next {
+    fn wait_for_head(&mut self, wait: HeadWait, cx: &mut Cx<'_>) -> Next<State> {
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
         }
@@ -340,7 +332,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// A head of `head_len` bytes is at the front of the buffer: make the handler.
-    fn begin_request(&mut self, head_len: usize, now: Instant) -> Next {
+    fn begin_request(&mut self, head_len: usize, now: Instant) -> Next<State> {
         let is_head = self.request.head.method_bytes(self.input.data()) == b"HEAD";
         self.request.begin(head_len, &self.config, is_head, now);
         self.stats.request_started();
@@ -365,7 +357,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// `Handling`: resume the handler until it finishes or waits.
-    fn handle(&mut self, mut handler: Box<dyn Handler>, cx: &mut Cx<'_>) -> Next {
+    fn handle(&mut self, mut handler: Box<dyn Handler>, cx: &mut Cx<'_>) -> Next<State> {
         let fd = self.stream.as_raw_fd();
         let shutting_down = self.shutting_down();
         for _ in 0..STEP_BUDGET {
@@ -525,7 +517,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// `Draining`: discard the unread rest of a body so the next request can be parsed.
-    fn drain(&mut self, left: u64, cx: &mut Cx<'_>) -> Next {
+    fn drain(&mut self, left: u64, cx: &mut Cx<'_>) -> Next<State> {
         let left = match self.discard_buffered(left) {
             Ok(left) => left,
             // Drained (the next request follows) or failed (the connection closes).
@@ -619,7 +611,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// `Closing`: send what is left, then shut the write side and linger.
-    fn close(&mut self, cx: &mut Cx<'_>) -> Next {
+    fn close(&mut self, cx: &mut Cx<'_>) -> Next<State> {
         let now = cx.now();
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
@@ -640,7 +632,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// `Lingering`: read and discard until the client closes or `until` passes.
-    fn linger(&mut self, until: Instant, mut discarded: usize, cx: &mut Cx<'_>) -> Next {
+    fn linger(&mut self, until: Instant, mut discarded: usize, cx: &mut Cx<'_>) -> Next<State> {
         let mut scratch = [0u8; 4096];
         loop {
             if cx.now() >= until || discarded > LINGER_LIMIT {
@@ -705,7 +697,7 @@ impl<S: Stream> Connection<S> {
     }
 
     /// Flushes; if output stays above the high-water mark, waits in `state` for it to drain.
-    fn flush_or_wait(&mut self, state: State, cx: &mut Cx<'_>) -> Next {
+    fn flush_or_wait(&mut self, state: State, cx: &mut Cx<'_>) -> Next<State> {
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
         }

@@ -31,7 +31,7 @@ use super::Limits;
 use super::error::ChunkedError;
 use super::event::{BodyEvent, Trailers};
 use super::length::take;
-use super::syntax::{is_tchar, split_field_line};
+use super::syntax::{hex_value, is_tchar, split_field_line};
 
 /// Where a chunked decoder is. The size-line states carry the size so far and the line's length
 /// so far (for [`Limits::max_chunk_line`]).
@@ -215,11 +215,11 @@ impl ChunkedDecoder {
         use ChunkedState::*;
         let next = match (self.state, b) {
             (Start, _) => Size {
-                size: u64::from(hex(b).ok_or(ChunkedError::InvalidSize)?),
+                size: u64::from(hex_value(b).ok_or(ChunkedError::InvalidSize)?),
                 line: 1,
             },
-            (Size { size, line }, _) if hex(b).is_some() => {
-                let digit = u64::from(hex(b).unwrap_or(0));
+            (Size { size, line }, _) if hex_value(b).is_some() => {
+                let digit = u64::from(hex_value(b).unwrap_or(0));
                 let size = size
                     .checked_mul(16)
                     .and_then(|s| s.checked_add(digit))
@@ -261,7 +261,7 @@ impl ChunkedDecoder {
                 part: ExtensionPart::BeforeName,
             },
             // `5 5`: whitespace inside the size.
-            (SizeLws { .. }, _) if hex(b).is_some() => return Err(ChunkedError::InvalidSize),
+            (SizeLws { .. }, _) if hex_value(b).is_some() => return Err(ChunkedError::InvalidSize),
             (SizeLws { .. }, _) => return Err(ChunkedError::InvalidExtension),
             (Extension { size, line, part }, _) => match extension_byte(part, b)? {
                 Some(part) => Extension {
@@ -379,17 +379,6 @@ fn extension_byte(part: ExtensionPart, b: u8) -> Result<Option<ExtensionPart>, C
         _ => return Err(ChunkedError::InvalidExtension),
     };
     Ok(Some(next))
-}
-
-/// The value of a hex digit.
-#[inline]
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

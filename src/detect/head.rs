@@ -248,8 +248,8 @@ enum HeadState {
 /// let mut detector = HeadDetector::new(Limits::default());
 /// let mut head = RequestHead::new();
 /// let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b";
-/// assert_eq!(detector.detect(&buf[..10], &mut head), Ok(Step::WouldBlock));
-/// assert_eq!(detector.detect(buf, &mut head), Ok(Step::Ready(28)));
+/// assert_eq!(detector.detect(&buf[..10], &mut head), Ok((0, Step::WouldBlock)));
+/// assert_eq!(detector.detect(buf, &mut head), Ok((28, Step::Ready(()))));
 /// assert_eq!(head.target(buf), b"/a");
 /// assert_eq!(head.framing(), BodyFraming::None);
 /// ```
@@ -296,15 +296,22 @@ impl HeadDetector {
     ///
     /// `buf` must begin at the same byte on every call for one head, each call passing at least
     /// what the last one did (the connection appends to its buffer and passes all of it). Returns
-    /// `Ready(n)` when `buf[..n]` is one complete head, leading empty lines and the final empty
-    /// line included, now parsed into `head`; the detector is then ready for the next head, which
-    /// the caller passes starting at `buf[n..]` once it has consumed the body. Returns
-    /// `WouldBlock` when more bytes are needed; nothing is lost.
+    /// the detectors' one shape (see [the module docs](super)): `(n, Ready(()))` when `buf[..n]`
+    /// is one complete head, leading empty lines and the final empty line included, now parsed
+    /// into `head` (whose offsets point into those `n` bytes, so the caller keeps them while it
+    /// uses the head); the detector is then ready for the next head, which the caller passes
+    /// starting at `buf[n..]` once it has consumed the body. `(0, WouldBlock)` when more bytes
+    /// are needed: a head is parsed whole, so nothing is consumed before it is all there (the
+    /// detector remembers how far it scanned, and does not scan those bytes again).
     ///
     /// # Errors
     /// A [`HeadError`] as soon as the bytes seen are enough to know the head is bad or too large;
     /// the connection should answer with [`HeadError::status`] and close.
-    pub fn detect(&mut self, buf: &[u8], head: &mut RequestHead) -> Result<Step<usize>, HeadError> {
+    pub fn detect(
+        &mut self,
+        buf: &[u8],
+        head: &mut RequestHead,
+    ) -> Result<(usize, Step<()>), HeadError> {
         if buf.len() < self.scanned {
             // The caller broke the contract (the buffer shrank); start over rather than index out of
             // bounds.
@@ -321,7 +328,10 @@ impl HeadDetector {
         if !matches!(result, Ok(Step::WouldBlock)) {
             self.reset();
         }
-        result
+        result.map(|step| match step {
+            Step::Ready(n) => (n, Step::Ready(())),
+            Step::WouldBlock => (0, Step::WouldBlock),
+        })
     }
 
     /// The fast path, for a head that is all in `buf` on the first look: one httparse call finds

@@ -18,7 +18,7 @@
 //!
 //! let buf = b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n\
 //!             5\r\nhello\r\n0\r\nDigest: x\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n";
-//! let Ok(Step::Ready(n)) = detector.detect(buf, &mut head) else { panic!() };
+//! let Ok((n, Step::Ready(()))) = detector.detect(buf, &mut head) else { panic!() };
 //! assert_eq!(head.method(buf), "POST");
 //! assert_eq!(head.framing(), BodyFraming::Chunked);
 //! assert!(head.keep_alive());
@@ -42,17 +42,30 @@
 //! }
 //! assert_eq!(received, b"hello");
 //! // The next pipelined request starts at `at`.
-//! assert_eq!(detector.detect(&buf[at..], &mut head), Ok(Step::Ready(27)));
+//! assert_eq!(detector.detect(&buf[at..], &mut head), Ok((27, Step::Ready(()))));
 //! ```
 //!
-//! - [`HeadDetector::detect`]`(buf, &mut head)` → `Ready(n)`: `buf[..n]` is one complete head,
-//!   parsed into `head` ([`RequestHead`]: method, target and its [`TargetForm`], version, fields,
-//!   [`BodyFraming`], keep-alive, `Expect: 100-continue`, `Host`), all as offsets into `buf`.
+//! - [`HeadDetector::detect`]`(buf, &mut head)` → `(n, Ready(()))`: `buf[..n]` is one complete
+//!   head, parsed into `head` ([`RequestHead`]: method, target and its [`TargetForm`], version,
+//!   fields, [`BodyFraming`], keep-alive, `Expect: 100-continue`, `Host`), all as offsets into
+//!   `buf`.
 //! - [`BodyDecoder::new`]`(framing, &limits)` then [`BodyDecoder::decode`]`(buf)` →
 //!   `(consumed, step)`, one [`BodyEvent`] at a time: `ChunkStart { size, data }`, `Data`, and
 //!   `End { trailers }`. A `Content-Length` body is one `ChunkStart` of its full size.
 //! - Errors: [`HeadError`], [`BodyError`] (wrapping [`ChunkedError`]), and [`Error`] for either;
 //!   each has `status()` and `reason()`. After any error the connection must close.
+//!
+//! # One shape
+//!
+//! Every detector here (and the WebSocket decoders of [`crate::ws`]) answers
+//! `Result<(consumed, Step<event>), error>`: *consume as you go*. `consumed` is how far the
+//! caller moves its cursor in `buf` before the next call; the event may borrow from the bytes
+//! before the cursor, so moving past them is not a license to free them while the event is in
+//! use (a head stays in the buffer while its request lives). Consuming as it goes lets a decoder
+//! absorb what it has understood into its state — a chunk-size line, a frame header — and hand
+//! out data without holding it, so a chunk or a frame of any size passes in pieces. The head
+//! detector is the one that consumes nothing until `Ready` (a head is parsed whole, and the
+//! request's view borrows all of it), which the same shape says with `(0, WouldBlock)`.
 //!
 //! # Limits
 //!

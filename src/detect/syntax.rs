@@ -122,6 +122,17 @@ pub(crate) fn is_hexdig(b: u8) -> bool {
     is(b, class::HEXDIG)
 }
 
+/// The value of a hex digit (`HEXDIG`, either case), for chunk sizes and percent-encoding.
+#[inline]
+pub(crate) fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// True if `s` is a non-empty token (RFC 9110 §5.6.2).
 #[inline]
 pub(crate) fn is_token(s: &[u8]) -> bool {

@@ -29,22 +29,10 @@ impl std::fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
-/// The token characters of RFC 9110 §5.6.2, as a table: one load per byte when checking names.
-const TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = matches!(b as u8,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`'
-            | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z');
-        b += 1;
-    }
-    table
-};
-
-/// True for the token characters of RFC 9110 §5.6.2.
+/// True for the token characters of RFC 9110 §5.6.2 (the detectors' table: one place says what
+/// a token is, for requests and responses alike).
 pub fn is_token_byte(b: u8) -> bool {
-    TOKEN[usize::from(b)]
+    crate::detect::syntax::is_tchar(b)
 }
 
 /// Checks that `name: value` can be written without changing the message's structure.

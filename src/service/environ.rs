@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
+use crate::detect::syntax::hex_value;
 use crate::detect::{RequestHead, Version};
 
 /// Facts about the connection a request arrived on.
@@ -293,15 +294,6 @@ pub fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
         i += 1;
     }
     Cow::Owned(out)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

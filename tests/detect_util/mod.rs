@@ -60,12 +60,12 @@ pub fn detect_growing(
     for end in ends.into_iter().chain([input.len()]) {
         let buf = &input[..end.min(input.len())];
         match detector.detect(buf, &mut head)? {
-            Step::Ready(n) => {
+            (n, Step::Ready(())) => {
                 assert_eq!(n, head.len());
                 assert!(n <= buf.len());
                 return Ok(Some(HeadSnapshot::of(&head, buf)));
             }
-            Step::WouldBlock => {}
+            (_, Step::WouldBlock) => {}
         }
     }
     Ok(None)

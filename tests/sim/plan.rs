@@ -235,7 +235,7 @@ impl Corpus {
 fn route_body_errors_to_upload(bytes: Vec<u8>) -> Vec<u8> {
     let mut head = RequestHead::new();
     let parsed = HeadDetector::new(Limits::default()).detect(&bytes, &mut head);
-    if !matches!(parsed, Ok(Step::Ready(_))) || head.target(&bytes) != b"/" {
+    if !matches!(parsed, Ok((_, Step::Ready(())))) || head.target(&bytes) != b"/" {
         return bytes;
     }
     let Some(space) = bytes.iter().position(|&b| b == b' ') else {

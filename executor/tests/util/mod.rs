@@ -42,24 +42,6 @@ pub fn assert_trace<P: Poller>(executor: &Executor<P>, expected: &[&str]) {
     );
 }
 
-/// Raises the soft limit on open files to the hard limit, for tests with many sockets.
-#[track_caller]
-pub fn raise_fd_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the live local struct.
-    assert_eq!(
-        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-        0
-    );
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: setrlimit reads the live local struct.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-    limit.rlim_cur
-}
-
 /// A listener on 127.0.0.1 with a port the kernel picks.
 #[track_caller]
 pub fn loopback_listener() -> (TcpListener, SocketAddr) {

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut head = RequestHead::new();
     let once = HeadDetector::new(limits).detect(input, &mut head);
-    if let Ok(Step::Ready(n)) = once {
+    if let Ok((n, Step::Ready(()))) = once {
         assert!(n <= input.len() && n == head.len());
         assert!(input[..n].ends_with(b"\r\n\r\n"));
         let _ = (
@@ -37,17 +37,17 @@ fuzz_target!(|data: &[u8]| {
     let mut head2 = RequestHead::new();
     let split = usize::from(split).min(input.len());
     let grown = match d.detect(&input[..split], &mut head2) {
-        Ok(Step::WouldBlock) => d.detect(input, &mut head2),
+        Ok((_, Step::WouldBlock)) => d.detect(input, &mut head2),
         other => other,
     };
     assert_eq!(grown, once);
     // Byte by byte must agree too.
     let mut d = HeadDetector::new(limits);
     let mut head3 = RequestHead::new();
-    let mut bytewise = Ok(Step::WouldBlock);
+    let mut bytewise = Ok((0, Step::WouldBlock));
     for end in 0..=input.len() {
         bytewise = d.detect(&input[..end], &mut head3);
-        if !matches!(bytewise, Ok(Step::WouldBlock)) {
+        if !matches!(bytewise, Ok((_, Step::WouldBlock))) {
             break;
         }
     }
