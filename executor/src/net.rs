@@ -353,10 +353,7 @@ impl Connect {
                 }
             }
             Connect::Done => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Other,
-                    "Connect polled after it finished",
-                ));
+                return Err(io::Error::other("Connect polled after it finished"));
             }
         };
         *self = next;

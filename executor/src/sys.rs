@@ -227,7 +227,7 @@ pub(crate) fn raise_fd_limit() -> io::Result<u64> {
     limit.rlim_cur = limit.rlim_max;
     // SAFETY: `limit` is a valid rlimit.
     cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) })?;
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 /// `send(2)` with `MSG_NOSIGNAL`, so a closed peer is `EPIPE` rather than a process-killing SIGPIPE.
