@@ -136,7 +136,8 @@ fn the_request_is_forwarded_without_prefix_or_hop_by_hop_fields() {
         "{request}"
     );
     assert!(lower.contains("\r\ncontent-length: 4\r\n"), "{request}");
-    assert!(lower.contains("\r\nconnection: close\r\n"), "{request}");
+    // Kept alive for the next request (HTTP/1.1's default): no Connection field of ours.
+    assert!(!lower.contains("\r\nconnection:"), "{request}");
     assert!(!lower.contains("x-private"), "{request}");
     assert!(!lower.contains("keep-alive"), "{request}");
 }
@@ -177,4 +178,70 @@ fn a_silent_upstream_is_a_504_after_the_timeout() {
         "{took:?}"
     );
     drop(listener);
+}
+
+#[test]
+fn upstream_connections_are_reused_between_requests() {
+    // A scripted upstream that answers every request on a connection, and counts connections.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut byte = [0u8; 1024];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if conn
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    match conn.read(&mut byte) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&byte[..n]),
+                    }
+                }
+            });
+        }
+    });
+    let front = spawn_server(&["--upstream", &upstream.to_string(), "--workers", "1"]);
+    for _ in 0..5 {
+        let r = roundtrip(front.addr, b"GET /proxy/x HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one upstream connection serves every request"
+    );
+}
+
+#[test]
+fn a_pooled_connection_the_upstream_closed_is_replaced() {
+    // An upstream that closes every connection after one response, without saying so.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            // Dropped: closed behind the proxy's back.
+        }
+    });
+    let front = spawn_server(&["--upstream", &upstream.to_string(), "--workers", "1"]);
+    for _ in 0..3 {
+        let r = roundtrip(front.addr, b"GET /proxy/x HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok"[..]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -10,11 +10,11 @@
 pub enum HeadError {
     /// A line ended in LF without CR (400; see the module docs).
     BareLf,
-    /// The request line is longer than [`Limits::max_request_line`] (414).
+    /// The request line is longer than [`Limits::max_request_line`](super::Limits::max_request_line) (414).
     RequestLineTooLong,
-    /// The head is longer than [`Limits::max_head`] (431).
+    /// The head is longer than [`Limits::max_head`](super::Limits::max_head) (431).
     HeadTooLarge,
-    /// More field lines than [`Limits::max_headers`] (431).
+    /// More field lines than [`Limits::max_headers`](super::Limits::max_headers) (431).
     TooManyHeaders,
     /// The request line is not `method SP target SP version` (400).
     MalformedRequestLine,
@@ -51,7 +51,7 @@ pub enum HeadError {
     InvalidContentLength,
     /// Several `Content-Length` values that differ (400, RFC 9112 §6.3 rule 5).
     ConflictingContentLength,
-    /// A `Content-Length` above [`Limits::max_request_body`] (413, RFC 9110 §15.5.14), refused
+    /// A `Content-Length` above [`Limits::max_request_body`](super::Limits::max_request_body) (413, RFC 9110 §15.5.14), refused
     /// before any of the body is read.
     ContentLengthTooLarge,
     /// `Transfer-Encoding` and `Content-Length` together (400, RFC 9112 §6.1).
@@ -135,7 +135,7 @@ pub enum ChunkedError {
     InvalidSize,
     /// The chunk size does not fit in 64 bits (400).
     SizeOverflow,
-    /// The size line (size and extensions) is longer than [`Limits::max_chunk_line`] (400).
+    /// The size line (size and extensions) is longer than [`Limits::max_chunk_line`](super::Limits::max_chunk_line) (400).
     LineTooLong,
     /// A chunk extension does not follow RFC 9112 §7.1.1: an empty name or value, whitespace not
     /// next to `;` or `=` (`5 \r\n`), a byte that is not a token or quoted-string byte, or an
@@ -147,9 +147,9 @@ pub enum ChunkedError {
     MissingCrlf,
     /// A trailer field line is not `token ":" value` with allowed bytes (400).
     InvalidTrailer,
-    /// The trailer section is larger than [`Limits::max_trailers`] (431).
+    /// The trailer section is larger than [`Limits::max_trailers`](super::Limits::max_trailers) (431).
     TrailersTooLarge,
-    /// The chunk sizes add up to more than [`Limits::max_request_body`] (413, RFC 9110
+    /// The chunk sizes add up to more than [`Limits::max_request_body`](super::Limits::max_request_body) (413, RFC 9110
     /// §15.5.14), refused when the size of the chunk that passes it is complete, before any of its
     /// data is handed out.
     BodyTooLarge,

@@ -59,7 +59,7 @@ impl LengthDecoder {
         }
     }
 
-    /// See [`BodyDecoder::decode`]; a length body cannot be malformed.
+    /// See [`BodyDecoder::decode`](super::BodyDecoder::decode); a length body cannot be malformed.
     pub fn decode<'b>(&mut self, buf: &'b [u8]) -> (usize, Step<BodyEvent<'b>>) {
         match self.state {
             LengthState::Start(0) | LengthState::Body(0) | LengthState::Done => {

@@ -81,6 +81,7 @@ mod event;
 mod framing;
 mod head;
 pub(crate) mod length;
+mod response;
 mod span;
 pub(crate) mod syntax;
 mod uri;
@@ -94,6 +95,10 @@ pub use event::{BodyEvent, TrailerFields, Trailers};
 pub use framing::BodyFraming;
 pub use head::{HeadDetector, RequestHead};
 pub use length::{LengthDecoder, parse_content_length};
+pub use response::{
+    MAX_RESPONSE_FIELDS, MAX_RESPONSE_HEAD, ResponseError, ResponseFraming, ResponseHead,
+    ResponseHeadDetector,
+};
 pub use uri::TargetForm;
 pub use version::Version;
 
