@@ -14,24 +14,11 @@ use util::{free_port, spawn_server};
 /// The example configuration shown in README.md.
 const EXAMPLE: &str = include_str!("data/nginx/asycamore.conf");
 
-fn nginx_available() -> bool {
-    Command::new("nginx")
-        .arg("-v")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn nginx_proxies_to_asycamore_with_the_example_config() {
-    if !nginx_available() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "nginx is required in CI (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: nginx is not installed (apt-get install nginx)");
+    let Some(nginx) = util::tool("nginx", "apt-get install nginx") else {
         return;
-    }
+    };
     let server = spawn_server(&["--workers", "1"]);
     let front = free_port();
     let dir = std::env::temp_dir().join(format!("asycamore-nginx-{}", std::process::id()));
@@ -49,7 +36,7 @@ fn nginx_proxies_to_asycamore_with_the_example_config() {
          include {d}/asycamore.conf;\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let mut nginx = Command::new("nginx")
+    let mut nginx = Command::new(nginx)
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .arg("-p")

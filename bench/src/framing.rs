@@ -9,6 +9,11 @@
 //! then parsed with httparse; the body length follows RFC 9112 §6.3: no body for 1xx, 204 and 304;
 //! chunked when `Transfer-Encoding` ends in `chunked`; otherwise `Content-Length` (digits only,
 //! duplicates must agree); otherwise the body runs until the connection closes.
+//!
+//! **Kept apart from the server's own response-head detector on purpose.** The bench tools check
+//! the server (and its peers) from outside: if they framed responses with `asycamore::detect`, a
+//! framing bug there would agree with itself and pass unseen. So this parser is written separately,
+//! on httparse, and the two disagreeing is a finding.
 
 use asycamore::executor::Step;
 use memchr::memmem;

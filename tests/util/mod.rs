@@ -419,3 +419,28 @@ pub fn metric(page: &str, series: &str) -> Option<f64> {
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
+
+/// For a test whose real part needs `tool`: its path, if it is on the PATH (or in `/usr/sbin`).
+/// Otherwise the test is skipped, saying so where a reader sees it (straight to standard error,
+/// past the test harness's capture) — and under `CI`, where `.ci/run` installs every tool, a
+/// missing one fails.
+#[track_caller]
+pub fn tool(tool: &str, install: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .chain([std::path::PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required in CI (.ci/run installs it)"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("SKIPPED: {tool} is not installed ({install})\n").as_bytes(),
+        );
+    }
+    found
+}
