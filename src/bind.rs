@@ -7,7 +7,8 @@
 //! local address at all is an error. An address written as a literal is bound as written, and
 //! failing to bind it is an error.
 //!
-//! `unix:PATH` is recognised and refused for now, with a clear message.
+//! `unix:PATH` names a Unix-domain socket file (see [`crate::socket_file`] for how it is
+//! bound and removed); TCP and Unix listeners may be given together.
 
 use std::fmt;
 use std::io;
@@ -27,7 +28,7 @@ pub enum BindSpec {
         /// The port to bind on every address.
         port: u16,
     },
-    /// A Unix-domain socket path (not supported yet).
+    /// A Unix-domain socket file.
     Unix(PathBuf),
 }
 
@@ -36,8 +37,6 @@ pub enum BindSpec {
 pub enum BindError {
     /// Not `HOST:PORT`, `[V6]:PORT` or `unix:PATH`.
     Malformed(String),
-    /// `unix:PATH`: Unix-domain sockets are not supported yet.
-    UnixUnsupported(PathBuf),
     /// The host name did not resolve.
     Unresolved {
         /// The name.
@@ -63,11 +62,6 @@ impl fmt::Display for BindError {
                     "--bind {s:?}: expected HOST:PORT, [IPV6]:PORT or unix:PATH"
                 )
             }
-            BindError::UnixUnsupported(path) => write!(
-                f,
-                "--bind unix:{}: Unix-domain sockets are not supported yet",
-                path.display()
-            ),
             BindError::Unresolved { host, why } => {
                 write!(f, "--bind {host}: the host name does not resolve ({why})")
             }
@@ -124,15 +118,15 @@ impl fmt::Display for BindSpec {
 }
 
 impl BindSpec {
-    /// The addresses to bind: the literal, or every local address the name resolves to (in the
-    /// resolver's order, without duplicates).
+    /// The IP addresses to bind: the literal, or every local address the name resolves to (in
+    /// the resolver's order, without duplicates); none for a socket file.
     ///
     /// # Errors
-    /// [`BindError::UnixUnsupported`], [`BindError::Unresolved`] or [`BindError::NotLocal`].
+    /// [`BindError::Unresolved`] or [`BindError::NotLocal`].
     pub fn resolve(&self) -> Result<Vec<SocketAddr>, BindError> {
         match self {
             BindSpec::Addr(addr) => Ok(vec![*addr]),
-            BindSpec::Unix(path) => Err(BindError::UnixUnsupported(path.clone())),
+            BindSpec::Unix(_) => Ok(Vec::new()),
             BindSpec::Host { host, port } => {
                 let found = (host.as_str(), *port).to_socket_addrs().map_err(|e| {
                     BindError::Unresolved {
@@ -185,20 +179,34 @@ fn is_local(ip: IpAddr) -> bool {
     }
 }
 
+/// Everything the `--bind` values name: IP addresses and socket files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    /// IP addresses, resolved, without duplicates.
+    pub inet: Vec<SocketAddr>,
+    /// Socket files, without duplicates.
+    pub unix: Vec<PathBuf>,
+}
+
 /// Every address the `--bind` values name, resolved, without duplicates.
 ///
 /// # Errors
 /// The first value that cannot be resolved.
-pub fn resolve_all(specs: &[BindSpec]) -> Result<Vec<SocketAddr>, BindError> {
-    let mut addrs: Vec<SocketAddr> = Vec::new();
+pub fn resolve_all(specs: &[BindSpec]) -> Result<Endpoints, BindError> {
+    let mut all = Endpoints::default();
     for spec in specs {
+        if let BindSpec::Unix(path) = spec
+            && !all.unix.contains(path)
+        {
+            all.unix.push(path.clone());
+        }
         for addr in spec.resolve()? {
-            if !addrs.contains(&addr) {
-                addrs.push(addr);
+            if !all.inet.contains(&addr) {
+                all.inet.push(addr);
             }
         }
     }
-    Ok(addrs)
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -257,13 +265,14 @@ mod tests {
     }
 
     #[test]
-    fn unix_sockets_and_unknown_hosts_are_clear_errors() {
-        let err = "unix:/tmp/x"
-            .parse::<BindSpec>()
-            .unwrap()
-            .resolve()
-            .unwrap_err();
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+    fn unix_and_tcp_together_and_unknown_hosts_are_clear_errors() {
+        let specs: Vec<BindSpec> = ["unix:/tmp/x.sock", "127.0.0.1:0", "unix:/tmp/x.sock"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let all = resolve_all(&specs).unwrap();
+        assert_eq!(all.unix, vec![PathBuf::from("/tmp/x.sock")]);
+        assert_eq!(all.inet, vec![SocketAddr::from(([127, 0, 0, 1], 0))]);
         // `.invalid` never resolves (RFC 6761 §6.4).
         let err = "no-such-host.invalid:80"
             .parse::<BindSpec>()

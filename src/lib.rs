@@ -35,6 +35,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod signal;
+pub mod socket_file;
 pub mod stats;
 mod sys;
 pub mod units;

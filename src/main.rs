@@ -24,6 +24,7 @@ use asycamore::restart::{self, Inherited, Restarter};
 use asycamore::server::{self, PollerKind, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
+use asycamore::socket_file::{self, FileMode};
 use asycamore::units::{Bytes, Seconds};
 
 /// The address served when no --bind is given.
@@ -35,10 +36,16 @@ const DEFAULT_BIND: SocketAddr =
 /// number is seconds.
 #[derive(FromArgs)]
 struct Args {
-    /// address to listen on: 127.0.0.1:8080, [::1]:8080, or HOST:PORT with a host name (every
-    /// local address it resolves to); repeat for several (default 127.0.0.1:8080)
+    /// address to listen on: 127.0.0.1:8080, [::1]:8080, HOST:PORT with a host name (every
+    /// local address it resolves to) or unix:PATH (a socket file, removed at exit); repeat for
+    /// several (default 127.0.0.1:8080)
     #[argh(option)]
     bind: Vec<BindSpec>,
+
+    /// permission bits of each unix:PATH socket file, in octal; connecting needs write
+    /// permission (default 0660: the owner and the group)
+    #[argh(option, default = "socket_file::DEFAULT_MODE")]
+    unix_mode: FileMode,
 
     /// print the version and exit
     #[argh(switch)]
@@ -366,14 +373,20 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
     } else {
         args.bind.clone()
     };
-    let options = ServerOptions {
-        // A host name is resolved here, once; a restarted server inherits its listeners instead.
-        addrs: match &inherited {
-            Some(inherited) => inherited
+    // A host name is resolved here, once; a restarted server inherits its listeners instead.
+    let endpoints = match &inherited {
+        Some(inherited) => bind::Endpoints {
+            inet: inherited
                 .local_addrs()
                 .map_err(|e| format!("inherited listeners: {e}"))?,
-            None => bind::resolve_all(&specs).map_err(|e| e.to_string())?,
+            unix: Vec::new(),
         },
+        None => bind::resolve_all(&specs).map_err(|e| e.to_string())?,
+    };
+    let options = ServerOptions {
+        addrs: endpoints.inet,
+        unix: endpoints.unix,
+        unix_mode: args.unix_mode,
         config,
         backlog: args.backlog,
         workers,
@@ -394,18 +407,20 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
         })
         .transpose()?;
     let parent = inherited.as_ref().and_then(|i| i.parent);
-    let server = match inherited {
-        Some(inherited) => Server::from_listeners(inherited.listeners, options)
+    let mut server = match inherited {
+        Some(inherited) => Server::from_listeners(inherited.tcp, inherited.unix, options)
             .map_err(|e| format!("cannot serve on the inherited listeners: {e}"))?,
         None => Server::bind(options).map_err(|e| format!("cannot listen on {e}"))?,
     };
-    let restarter = match Restarter::new(restart::borrowed(server.listeners()), args.quiet) {
+    let restarter = match Restarter::new(server.listener_fds(), args.quiet) {
         Ok(restarter) => Some(restarter),
         Err(e) => {
             eprintln!("asycamore: SIGUSR2 will not restart: cannot copy the listeners: {e}");
             None
         }
     };
+    let successor = restarter.as_ref().map(Restarter::successor);
+    let socket_files = server.take_socket_files();
     signal::spawn_signal_thread(signal::Actions {
         shutdown: server.shutdown_handle(),
         reopen_logs: log.as_ref().map(|log| {
@@ -420,50 +435,61 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
         .local_addrs()
         .iter()
         .map(|a| format!("http://{a}"))
+        .chain(
+            socket_files
+                .iter()
+                .map(|f| format!("unix:{}", f.path().display())),
+        )
         .collect();
     let name = args.app.clone();
     let demo = demo_options(args)?;
     let channel = log.as_ref().map(LogWriter::channel);
     let mut pid_file = None;
-    let reports = server
-        .run_and_notify(
-            move |worker| {
-                let app = match app_named(name.as_deref()) {
-                    Ok(Some(app)) => app,
-                    _ => apps::demo(&demo, worker),
-                };
-                match &channel {
-                    Some(channel) => Rc::new(AccessLog::new(app, channel.clone())),
-                    None => app,
+    let reports = server.run_and_notify(
+        move |worker| {
+            let app = match app_named(name.as_deref()) {
+                Ok(Some(app)) => app,
+                _ => apps::demo(&demo, worker),
+            };
+            match &channel {
+                Some(channel) => Rc::new(AccessLog::new(app, channel.clone())),
+                None => app,
+            }
+        },
+        || {
+            // Serving now: say so, then (after a restart) let the old process drain.
+            if let Some(path) = &args.pid_file {
+                match PidFile::write(path) {
+                    Ok(file) => pid_file = Some(file),
+                    Err(e) => eprintln!("asycamore: cannot write {}: {e}", path.display()),
                 }
-            },
-            || {
-                // Serving now: say so, then (after a restart) let the old process drain.
-                if let Some(path) = &args.pid_file {
-                    match PidFile::write(path) {
-                        Ok(file) => pid_file = Some(file),
-                        Err(e) => eprintln!("asycamore: cannot write {}: {e}", path.display()),
+            }
+            if !args.quiet {
+                eprintln!(
+                    "asycamore: pid {} serving on {} with {workers} worker(s)",
+                    std::process::id(),
+                    urls.join(", ")
+                );
+            }
+            if let Some(parent) = parent {
+                match restart::take_over(parent) {
+                    Ok(true) if !args.quiet => {
+                        eprintln!("asycamore: took over from pid {parent}, which now drains");
                     }
+                    Ok(_) => {}
+                    Err(e) => eprintln!("asycamore: cannot tell pid {parent} to drain: {e}"),
                 }
-                if !args.quiet {
-                    eprintln!(
-                        "asycamore: pid {} serving on {} with {workers} worker(s)",
-                        std::process::id(),
-                        urls.join(", ")
-                    );
-                }
-                if let Some(parent) = parent {
-                    match restart::take_over(parent) {
-                        Ok(true) if !args.quiet => {
-                            eprintln!("asycamore: took over from pid {parent}, which now drains");
-                        }
-                        Ok(_) => {}
-                        Err(e) => eprintln!("asycamore: cannot tell pid {parent} to drain: {e}"),
-                    }
-                }
-            },
-        )
-        .map_err(|e| format!("server failed: {e}"))?;
+            }
+        },
+    );
+    // A socket file is removed when the server is done with it, unless a restarted process
+    // serves on it now (it removes the file when it is done).
+    if !successor.is_some_and(|s| s.running()) {
+        for file in socket_files {
+            file.remove();
+        }
+    }
+    let reports = reports.map_err(|e| format!("server failed: {e}"))?;
     // Every worker has returned and handed off its last lines: write them before exiting.
     if let Some(log) = log {
         log.finish();

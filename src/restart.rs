@@ -25,7 +25,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,9 +33,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use asycamore_executor::net::TcpListener;
+use asycamore_executor::unix::UnixListener;
 
 use crate::signal::mask as signal;
-use crate::sys::{self, SigSet};
+use crate::sys::{self, ListenerFamily, SigSet};
 
 /// The environment variable naming the inherited listening descriptors, comma-separated.
 pub const LISTEN_FDS_ENV: &str = "ASYCAMORE_LISTEN_FDS";
@@ -152,6 +153,13 @@ impl Restarter {
         Ok(pid)
     }
 
+    /// A handle that tells, later and from any thread, whether a new process started by this
+    /// restarter is running: then it serves on the listeners, and their socket files are its
+    /// to remove.
+    pub fn successor(&self) -> Successor {
+        Successor(Arc::clone(&self.starting))
+    }
+
     /// Spawns `program` with our arguments and the listeners (see [`sys::spawn_inheriting`]).
     fn spawn(&self, program: &Path) -> io::Result<std::process::Child> {
         let fds: Vec<RawFd> = self.listeners.iter().map(AsRawFd::as_raw_fd).collect();
@@ -163,6 +171,17 @@ impl Restarter {
             .env(LISTEN_FDS_ENV, list.join(","))
             .env(PARENT_PID_ENV, std::process::id().to_string());
         sys::spawn_inheriting(&mut command, fds, SigSet::of(&signal::HANDLED_SIGNALS))
+    }
+}
+
+/// Whether a new process started by a [`Restarter`] runs; see [`Restarter::successor`].
+#[derive(Debug, Clone)]
+pub struct Successor(Arc<AtomicU32>);
+
+impl Successor {
+    /// True while a new process started by the restarter has not exited.
+    pub fn running(&self) -> bool {
+        self.0.load(Ordering::Acquire) != 0
     }
 }
 
@@ -184,8 +203,10 @@ fn reap(mut child: std::process::Child, starting: &AtomicU32, quiet: bool) {
 /// Listening sockets this process inherited from the one that started it, and that process.
 #[derive(Debug)]
 pub struct Inherited {
-    /// The listeners, in the order the environment named them.
-    pub listeners: Vec<TcpListener>,
+    /// The TCP listeners, in the order the environment named them.
+    pub tcp: Vec<TcpListener>,
+    /// The Unix-domain listeners, in the order the environment named them.
+    pub unix: Vec<UnixListener>,
     /// The process to tell once this one serves ([`take_over`]).
     pub parent: Option<u32>,
 }
@@ -197,7 +218,7 @@ impl Inherited {
     ///
     /// # Errors
     /// A message naming the variable if it is malformed or names a descriptor that is not a
-    /// listening TCP socket.
+    /// listening TCP or Unix-domain socket.
     pub fn from_env() -> Result<Option<Inherited>, String> {
         let Some(list) = std::env::var_os(LISTEN_FDS_ENV) else {
             return Ok(None);
@@ -215,26 +236,32 @@ impl Inherited {
             }
             fds.push(fd);
         }
-        let mut listeners = Vec::with_capacity(fds.len());
+        let (mut tcp, mut unix) = (Vec::new(), Vec::new());
         for fd in fds {
-            let owned = sys::adopt_listener(fd)
+            let (owned, family) = sys::adopt_listener(fd)
                 .map_err(|e| bad(format!("descriptor {fd} is not a listening socket: {e}")))?;
-            let listener = TcpListener::from_std(std::net::TcpListener::from(owned))
-                .map_err(|e| bad(format!("descriptor {fd}: {e}")))?;
-            listeners.push(listener);
+            let taken = match family {
+                ListenerFamily::Inet => TcpListener::from_std(std::net::TcpListener::from(owned))
+                    .map(|listener| tcp.push(listener)),
+                ListenerFamily::Unix => {
+                    UnixListener::from_std(std::os::unix::net::UnixListener::from(owned))
+                        .map(|listener| unix.push(listener))
+                }
+            };
+            taken.map_err(|e| bad(format!("descriptor {fd}: {e}")))?;
         }
         let parent = std::env::var(PARENT_PID_ENV)
             .ok()
             .and_then(|p| p.trim().parse().ok());
-        Ok(Some(Inherited { listeners, parent }))
+        Ok(Some(Inherited { tcp, unix, parent }))
     }
 
-    /// The local address of every inherited listener.
+    /// The local address of every inherited TCP listener.
     ///
     /// # Errors
     /// From `getsockname`.
     pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
-        self.listeners.iter().map(TcpListener::local_addr).collect()
+        self.tcp.iter().map(TcpListener::local_addr).collect()
     }
 }
 
@@ -250,9 +277,4 @@ pub fn take_over(parent: u32) -> io::Result<bool> {
     }
     sys::kill(parent, libc::SIGTERM)?;
     Ok(true)
-}
-
-/// The descriptors to hand over for `listeners` (borrowed, for [`Restarter::new`]).
-pub fn borrowed<'a>(listeners: impl IntoIterator<Item = &'a TcpListener>) -> Vec<BorrowedFd<'a>> {
-    listeners.into_iter().map(AsFd::as_fd).collect()
 }

@@ -3,7 +3,9 @@
 //!
 //! Each worker owns an executor, its own `SO_REUSEPORT` listener on the shared address (the kernel
 //! spreads new connections between them), its own [`App`] (made once per worker) and its own
-//! counters: nothing is shared between workers on the hot path.
+//! counters: nothing is shared between workers on the hot path. A socket file
+//! (`--bind unix:PATH`) is one socket that every worker accepts on: the kernel has no
+//! `SO_REUSEPORT` spreading for Unix-domain sockets.
 //!
 //! Shutdown (see [`crate::shutdown`]): [`ShutdownHandle::begin`] (from a signal thread, say)
 //! wakes every worker's shutdown watcher; the worker returns once its last connection is gone, or
@@ -15,6 +17,8 @@
 use std::cell::Cell;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use asycamore_executor::EpollPoller;
 use asycamore_executor::acceptor::Acceptor;
 use asycamore_executor::net::{Listener, Options, TcpListener};
+use asycamore_executor::unix::UnixListener;
 use asycamore_executor::{Executor, Poller, Task, Waker};
 
 use crate::config::Config;
@@ -31,6 +36,7 @@ use crate::conn::Connection;
 use crate::service::{App, Peer};
 pub use crate::shutdown::ShutdownHandle;
 use crate::shutdown::{ShutdownWatcher, WorkerShutdown};
+use crate::socket_file::{self, FileMode, SocketFile};
 use crate::stats::{ServerStats, StatsSnapshot};
 
 /// Default listen backlog: enough for a burst of thousands of connects while the loop is busy.
@@ -47,6 +53,11 @@ const STATS_INTERVAL: Duration = Duration::from_millis(250);
 pub struct ServerOptions {
     /// The addresses to listen on (every worker accepts on all of them).
     pub addrs: Vec<SocketAddr>,
+    /// Socket files to listen on (`--bind unix:PATH`): one socket each, which every worker
+    /// accepts on.
+    pub unix: Vec<PathBuf>,
+    /// The permission bits of each socket file (see [`crate::socket_file`]).
+    pub unix_mode: FileMode,
     /// Limits, timeouts and buffer marks for every connection.
     pub config: Config,
     /// The kernel's queue of connections not yet accepted, per listener.
@@ -101,6 +112,8 @@ impl ServerOptions {
     pub fn new(addr: SocketAddr) -> ServerOptions {
         ServerOptions {
             addrs: vec![addr],
+            unix: Vec::new(),
+            unix_mode: socket_file::DEFAULT_MODE,
             config: Config::default(),
             backlog: BACKLOG,
             workers: 1,
@@ -197,19 +210,24 @@ pub struct Server {
     assignment: Vec<Vec<usize>>,
     /// The address of each socket.
     locals: Vec<SocketAddr>,
+    /// Every Unix-domain listening socket, each once; every worker accepts on each.
+    unix: Vec<UnixListener>,
+    /// The files of `unix` this process is to remove when it is done with them.
+    socket_files: Vec<SocketFile>,
     options: ServerOptions,
     shutdown: ShutdownHandle,
 }
 
 impl Server {
     /// Binds every address of `options.addrs`, one listener per worker on each (with
-    /// `SO_REUSEPORT` when there are several workers, so the kernel spreads connections).
+    /// `SO_REUSEPORT` when there are several workers, so the kernel spreads connections), then
+    /// every socket file of `options.unix`, one socket each (see [`SocketFile::bind`]).
     ///
     /// # Errors
     /// If an address cannot be bound (in use, not local, no permission), or none is given.
     pub fn bind(options: ServerOptions) -> io::Result<Server> {
         crate::stats::process_start();
-        if options.addrs.is_empty() {
+        if options.addrs.is_empty() && options.unix.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no address to listen on",
@@ -250,23 +268,44 @@ impl Server {
                 sockets.push(listener);
             }
         }
-        Server::assemble(sockets, assignment, options)
+        let mut unix = Vec::new();
+        let mut socket_files: Vec<SocketFile> = Vec::new();
+        for path in &options.unix {
+            match SocketFile::bind(path, options.backlog, options.unix_mode) {
+                Ok((listener, file)) => {
+                    unix.push(listener);
+                    socket_files.push(file);
+                }
+                Err(e) => {
+                    // Leave no file of ours behind for a server that does not start.
+                    drop(unix);
+                    for file in socket_files {
+                        file.remove();
+                    }
+                    return Err(with_path(e, path));
+                }
+            }
+        }
+        Server::assemble(sockets, assignment, unix, socket_files, options)
     }
 
     /// A server on listeners that are already open — inherited from the process this one
-    /// replaces ([`crate::restart`]) — instead of binding `options.addrs`. The listeners of one
-    /// address are shared out between the workers: each worker accepts on at least one per
-    /// address, and every listener has a worker accepting on it (a listener nobody accepts on
-    /// would still get its share of connections from the kernel, and leave them waiting).
+    /// replaces ([`crate::restart`]) — instead of binding `options.addrs` and `options.unix`.
+    /// The TCP listeners of one address are shared out between the workers: each worker accepts
+    /// on at least one per address, and every listener has a worker accepting on it (a listener
+    /// nobody accepts on would still get its share of connections from the kernel, and leave
+    /// them waiting). Every worker accepts on every Unix-domain listener, and this process
+    /// removes their files when done, as if it had bound them.
     ///
     /// # Errors
     /// If a listener's address cannot be read or none is given.
     pub fn from_listeners(
         listeners: Vec<TcpListener>,
+        unix: Vec<UnixListener>,
         options: ServerOptions,
     ) -> io::Result<Server> {
         crate::stats::process_start();
-        if listeners.is_empty() {
+        if listeners.is_empty() && unix.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no listener to serve on",
@@ -294,12 +333,20 @@ impl Server {
                 }
             }
         }
-        Server::assemble(listeners, assignment, options)
+        let mut socket_files = Vec::new();
+        for listener in &unix {
+            if let Some(path) = listener.local_path()? {
+                socket_files.push(SocketFile::adopt(&path)?);
+            }
+        }
+        Server::assemble(listeners, assignment, unix, socket_files, options)
     }
 
     fn assemble(
         sockets: Vec<TcpListener>,
         assignment: Vec<Vec<usize>>,
+        unix: Vec<UnixListener>,
+        socket_files: Vec<SocketFile>,
         options: ServerOptions,
     ) -> io::Result<Server> {
         let locals = sockets
@@ -310,12 +357,17 @@ impl Server {
             sockets,
             assignment,
             locals,
+            unix,
+            socket_files,
             options,
             shutdown: ShutdownHandle::default(),
         })
     }
 
-    /// The first address the server listens on (the real port when bound to port 0).
+    /// The first TCP address the server listens on (the real port when bound to port 0).
+    ///
+    /// # Panics
+    /// If it listens on socket files only.
     pub fn local_addr(&self) -> SocketAddr {
         self.locals[0]
     }
@@ -331,9 +383,22 @@ impl Server {
         addrs
     }
 
-    /// Every listening socket, each once: what a restart hands to the new process.
-    pub fn listeners(&self) -> impl Iterator<Item = &TcpListener> {
-        self.sockets.iter()
+    /// The socket files the server listens on, in the order given.
+    pub fn socket_paths(&self) -> Vec<&Path> {
+        self.socket_files.iter().map(SocketFile::path).collect()
+    }
+
+    /// Every listening socket, TCP and Unix-domain, each once: what a restart hands to the new
+    /// process ([`crate::restart::Restarter::new`]).
+    pub fn listener_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let tcp = self.sockets.iter().map(AsFd::as_fd);
+        tcp.chain(self.unix.iter().map(AsFd::as_fd)).collect()
+    }
+
+    /// Hands over the socket files, for the caller to remove once the server has returned
+    /// (unless a restarted process serves on them then: see [`SocketFile::remove`]).
+    pub fn take_socket_files(&mut self) -> Vec<SocketFile> {
+        std::mem::take(&mut self.socket_files)
     }
 
     /// A handle that begins a graceful shutdown from any thread.
@@ -371,6 +436,8 @@ impl Server {
             sockets,
             assignment,
             locals,
+            unix,
+            socket_files: _,
             options,
             shutdown,
         } = self;
@@ -398,9 +465,15 @@ impl Server {
                     listeners.push((listener, locals[i]));
                 }
             }
-            let per_listener_cap = options
-                .max_connections
-                .map(|n| n.div_ceil(workers).div_ceil(listeners.len().max(1)).max(1));
+            // Every worker accepts on each socket file, through a descriptor of its own.
+            let unix_listeners = unix
+                .iter()
+                .map(duplicate_unix)
+                .collect::<io::Result<Vec<_>>>()?;
+            let per_listener_cap = options.max_connections.map(|n| {
+                let count = listeners.len() + unix_listeners.len();
+                n.div_ceil(workers).div_ceil(count.max(1)).max(1)
+            });
             let make_app = Arc::clone(&make_app);
             let options = options.clone();
             let shutdown = shutdown.clone();
@@ -413,10 +486,15 @@ impl Server {
                     board,
                     ready,
                 };
+                let listeners = WorkerListeners {
+                    tcp: listeners,
+                    unix: unix_listeners,
+                };
                 run_worker(&place, listeners, &options, &shutdown, &*make_app)
             })?;
             threads.push(thread);
         }
+        drop(unix);
         drop(ready_tx);
         // Every worker says it is ready, or ends (dropping its sender) before it could.
         if ready.iter().take(workers).count() == workers {
@@ -443,11 +521,29 @@ fn with_addr(e: io::Error, addr: SocketAddr) -> io::Error {
     io::Error::new(e.kind(), format!("{addr}: {e}"))
 }
 
+/// Names the socket file in a bind error.
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("unix:{}: {e}", path.display()))
+}
+
 /// A second descriptor of the same listening socket.
 fn duplicate(listener: &TcpListener) -> io::Result<TcpListener> {
-    use std::os::fd::AsFd;
     let fd = listener.as_fd().try_clone_to_owned()?;
     TcpListener::from_std(std::net::TcpListener::from(fd))
+}
+
+/// A second descriptor of the same Unix-domain listening socket.
+fn duplicate_unix(listener: &UnixListener) -> io::Result<UnixListener> {
+    let fd = listener.as_fd().try_clone_to_owned()?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+}
+
+/// The listeners one worker accepts on.
+struct WorkerListeners {
+    /// Each TCP listener with its address.
+    tcp: Vec<(TcpListener, SocketAddr)>,
+    /// Each Unix-domain listener.
+    unix: Vec<UnixListener>,
 }
 
 /// Where one worker stands among the others.
@@ -463,7 +559,7 @@ struct Placement {
 /// One worker thread's life: build its executor and app, serve, shut down.
 fn run_worker(
     place: &Placement,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: WorkerListeners,
     options: &ServerOptions,
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
@@ -493,7 +589,7 @@ fn run_worker(
 fn serve<P: Poller>(
     mut executor: Executor<P>,
     place: &Placement,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: WorkerListeners,
     options: &ServerOptions,
     shutdown: &ShutdownHandle,
     make_app: &dyn Fn(&Worker) -> Rc<dyn App>,
@@ -518,7 +614,14 @@ fn serve<P: Poller>(
         shutdown: Rc::clone(&worker_shutdown),
         max_connections,
     };
-    shutdown.register(spawn_worker(&mut executor, listeners, setup));
+    let mut tasks = WorkerTasks::new(setup);
+    for (listener, local) in listeners.tcp {
+        tasks.accept_on(&mut executor, listener, Some(local));
+    }
+    for listener in listeners.unix {
+        tasks.accept_on(&mut executor, listener, None);
+    }
+    shutdown.register(tasks.watch(&mut executor));
     // The acceptors run on the first turn; connections arriving meanwhile wait in the backlog.
     let _ = place.ready.send(());
 
@@ -557,6 +660,9 @@ pub struct WorkerSetup {
 /// accepts on, for `SERVER_PORT` and `SERVER_NAME` without `Host`), which starts a
 /// [`Connection`] task for each client, and the shutdown watcher. Returns the watcher's waker:
 /// wake it (through a [`ShutdownHandle`]) to begin this worker's graceful shutdown.
+///
+/// Listeners of several kinds (TCP and Unix-domain) go through [`WorkerTasks`], one kind at a
+/// time.
 pub fn spawn_worker<P, L>(
     executor: &mut Executor<P>,
     listeners: Vec<(L, SocketAddr)>,
@@ -566,22 +672,56 @@ where
     P: Poller,
     L: Listener + 'static,
     L::Stream: 'static,
+    L::Addr: Into<Option<SocketAddr>>,
 {
-    let WorkerSetup {
-        app,
-        config,
-        stats,
-        shutdown,
-        max_connections,
-    } = setup;
-    let stop_accepting = Arc::new(AtomicBool::new(false));
-    let mut acceptors = Vec::with_capacity(listeners.len());
+    let mut tasks = WorkerTasks::new(setup);
     for (listener, local) in listeners {
+        tasks.accept_on(executor, listener, Some(local));
+    }
+    tasks.watch(executor)
+}
+
+/// One worker's tasks, spawned in two steps: an acceptor per listener, whatever its kind
+/// ([`WorkerTasks::accept_on`]), then the shutdown watcher that stops them all
+/// ([`WorkerTasks::watch`]).
+pub struct WorkerTasks {
+    setup: WorkerSetup,
+    stop_accepting: Arc<AtomicBool>,
+    acceptors: Vec<Waker>,
+}
+
+impl WorkerTasks {
+    /// No task spawned yet.
+    pub fn new(setup: WorkerSetup) -> WorkerTasks {
+        WorkerTasks {
+            setup,
+            stop_accepting: Arc::new(AtomicBool::new(false)),
+            acceptors: Vec::new(),
+        }
+    }
+
+    /// Spawns an acceptor on `listener`, which starts a [`Connection`] for each client; `local`
+    /// is the address it accepts on (`None` for a Unix-domain socket).
+    pub fn accept_on<P, L>(
+        &mut self,
+        executor: &mut Executor<P>,
+        listener: L,
+        local: Option<SocketAddr>,
+    ) where
+        P: Poller,
+        L: Listener + 'static,
+        L::Stream: 'static,
+        L::Addr: Into<Option<SocketAddr>>,
+    {
+        let setup = &self.setup;
         let factory = {
-            let (app, config, stats) = (Rc::clone(&app), Rc::clone(&config), Rc::clone(&stats));
-            let shutdown = Rc::clone(&shutdown);
-            move |stream: L::Stream, remote| -> Task {
-                let peer = Peer { remote, local };
+            let (app, config) = (Rc::clone(&setup.app), Rc::clone(&setup.config));
+            let (stats, shutdown) = (Rc::clone(&setup.stats), Rc::clone(&setup.shutdown));
+            move |stream: L::Stream, remote: L::Addr| -> Task {
+                let peer = Peer {
+                    remote: remote.into(),
+                    local,
+                };
                 Box::new(
                     Connection::new(
                         stream,
@@ -594,17 +734,22 @@ where
                 )
             }
         };
-        let mut acceptor = Acceptor::new(listener, factory).with_stop(Arc::clone(&stop_accepting));
-        if let Some(max) = max_connections {
+        let mut acceptor =
+            Acceptor::new(listener, factory).with_stop(Arc::clone(&self.stop_accepting));
+        if let Some(max) = setup.max_connections {
             acceptor = acceptor.with_max_connections(max);
         }
         let id = executor.spawn(acceptor);
-        acceptors.push(executor.waker(id));
+        self.acceptors.push(executor.waker(id));
     }
-    let watcher = executor.spawn(ShutdownWatcher {
-        shutdown,
-        stop_accepting,
-        acceptors,
-    });
-    executor.waker(watcher)
+
+    /// Spawns the shutdown watcher over every acceptor spawned so far and returns its waker.
+    pub fn watch<P: Poller>(self, executor: &mut Executor<P>) -> Waker {
+        let watcher = executor.spawn(ShutdownWatcher {
+            shutdown: self.setup.shutdown,
+            stop_accepting: self.stop_accepting,
+            acceptors: self.acceptors,
+        });
+        executor.waker(watcher)
+    }
 }

@@ -137,13 +137,13 @@ fn socket_option(fd: RawFd, level: c_int, name: c_int) -> io::Result<c_int> {
     Ok(value)
 }
 
-/// Takes ownership of a listening TCP socket this process inherited as descriptor `fd`, making
-/// it close-on-exec again (it was passed without the flag so that it survived `execve`).
+/// Takes ownership of a listening TCP or Unix-domain socket this process inherited as
+/// descriptor `fd`, making it close-on-exec again (it was passed without the flag so that it survived `execve`).
 ///
 /// # Errors
 /// `EBADF` if `fd` is not open, `ENOTSOCK` if it is not a socket, `EINVAL` if it is not a
 /// listening stream socket; nothing is taken then.
-pub(crate) fn adopt_listener(fd: RawFd) -> io::Result<OwnedFd> {
+pub(crate) fn adopt_listener(fd: RawFd) -> io::Result<(OwnedFd, ListenerFamily)> {
     if fd < 0 {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
@@ -154,21 +154,30 @@ pub(crate) fn adopt_listener(fd: RawFd) -> io::Result<OwnedFd> {
     if listening == 0 || kind != libc::SOCK_STREAM {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    // Unix-domain listeners are not ours to serve (yet): TCP over IPv4 or IPv6 only.
     #[cfg(target_os = "linux")]
-    if !matches!(
-        socket_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)?,
-        libc::AF_INET | libc::AF_INET6
-    ) {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
-    }
+    let family = match socket_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN)? {
+        libc::AF_INET | libc::AF_INET6 => ListenerFamily::Inet,
+        libc::AF_UNIX => ListenerFamily::Unix,
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let family = ListenerFamily::Inet;
     // SAFETY: F_SETFD only changes the descriptor's close-on-exec flag.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) })?;
     // SAFETY: `fd` is open (F_GETFD succeeded) and is a listening socket this process did not
     // open itself: it came across `execve` from the process that started us, named by the
     // environment. The caller takes each inherited number once, at start-up, before anything of
     // ours could own it, so this `OwnedFd` is its only owner.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, family))
+}
+
+/// What kind of listening socket [`adopt_listener`] took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerFamily {
+    /// TCP over IPv4 or IPv6.
+    Inet,
+    /// A Unix-domain stream socket.
+    Unix,
 }
 
 /// Spawns `command` so that the child inherits `fds` (their close-on-exec flag cleared in the
@@ -233,8 +242,16 @@ mod tests {
         let err = adopt_listener(file.as_raw_fd()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
         // A listener given up by its owner is taken, close-on-exec again.
-        let adopted = adopt_listener(listener.into_raw_fd()).unwrap();
+        let (adopted, family) = adopt_listener(listener.into_raw_fd()).unwrap();
+        assert_eq!(family, ListenerFamily::Inet);
         let listener = std::net::TcpListener::from(adopted);
         assert_eq!(listener.local_addr().unwrap(), addr);
+        // A Unix-domain listener is taken too, and said to be one.
+        let path = std::env::temp_dir().join(format!("asycamore-adopt-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let (_, family) = adopt_listener(unix.into_raw_fd()).unwrap();
+        assert_eq!(family, ListenerFamily::Unix);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -109,8 +109,6 @@ fn what_cannot_be_bound_is_one_line_and_exit_2() {
     // `.invalid` never resolves (RFC 6761 §6.4).
     let err = fails(&["--bind", "no-such-host.invalid:8080"]);
     assert!(err.contains("does not resolve"), "{err}");
-    let err = fails(&["--bind", "unix:/tmp/asycamore.sock"]);
-    assert!(err.contains("not supported yet"), "{err}");
     let err = fails(&["--bind", "8080"]);
     assert!(err.contains("HOST:PORT"), "{err}");
     assert!(err.contains("Run asycamore --help for the flags."), "{err}");

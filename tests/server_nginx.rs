@@ -1,5 +1,7 @@
 //! The README's nginx example, exercised: nginx (from Debian) as a reverse proxy in front of the
-//! asycamore binary, relaying keep-alive requests, an echo and a streamed chunked upload.
+//! asycamore binary, relaying keep-alive requests, an echo and a streamed chunked upload — to
+//! asycamore over TCP, and over a socket file (`--bind unix:PATH`, the example's other
+//! `server` line).
 //!
 //! Needs `nginx` on the PATH; `.ci/run` installs it. Outside CI a missing nginx skips the test
 //! with a message; in CI (`CI` set) it fails.
@@ -20,11 +22,46 @@ fn nginx_proxies_to_asycamore_with_the_example_config() {
         return;
     };
     let server = spawn_server(&["--workers", "1"]);
+    let dir = util::scratch_dir("nginx-tcp");
+    through_nginx(&nginx, &dir, &server.addr.to_string());
+}
+
+#[test]
+fn nginx_proxies_to_asycamore_on_a_socket_file() {
+    let Some(nginx) = util::tool("nginx", "apt-get install nginx") else {
+        return;
+    };
+    let dir = util::scratch_dir("nginx-unix");
+    let socket = dir.join("asycamore.sock");
+    let log = dir.join("access.log");
+    let _server = spawn_server(&[
+        "--workers",
+        "1",
+        "--bind",
+        &format!("unix:{}", socket.display()),
+        "--access-log",
+        log.to_str().unwrap(),
+    ]);
+    util::wait_until("the socket file", Duration::from_secs(10), || {
+        socket.exists()
+    });
+    through_nginx(&nginx, &dir, &format!("unix:{}", socket.display()));
+    // Every request came over the socket file: no client address.
+    // (The log's own thread writes the lines a moment after the responses.)
+    util::wait_until("7 log lines", Duration::from_secs(10), || {
+        util::lines_of(&log).len() >= 7
+    });
+    let lines = util::lines_of(&log);
+    assert_eq!(lines.len(), 7, "{lines:#?}");
+    assert!(lines.iter().all(|l| l.starts_with("unix: ")), "{lines:#?}");
+}
+
+/// Starts nginx with the example, its upstream `server` line pointing at `upstream` (an address
+/// or `unix:PATH`), and talks to asycamore through it.
+fn through_nginx(nginx: &std::path::Path, dir: &std::path::Path, upstream: &str) {
     let front = free_port();
-    let dir = std::env::temp_dir().join(format!("asycamore-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let site = EXAMPLE
-        .replace("127.0.0.1:8080", &server.addr.to_string())
+        .replace("server 127.0.0.1:8080;", &format!("server {upstream};"))
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{front}"));
     std::fs::write(dir.join("asycamore.conf"), site).unwrap();
     let d = dir.display();
@@ -40,7 +77,7 @@ fn nginx_proxies_to_asycamore_with_the_example_config() {
         .arg("-c")
         .arg(dir.join("nginx.conf"))
         .arg("-p")
-        .arg(&dir)
+        .arg(dir)
         .stdin(Stdio::null())
         .spawn()
         .expect("start nginx");
@@ -88,5 +125,4 @@ print("ok")
         "via {url}: {}\nnginx log:\n{log}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -19,7 +19,6 @@
 //! is woken (see [`Acceptor::with_stop`]).
 
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,7 +119,7 @@ pub struct Acceptor<L, F> {
 impl<L, F> Acceptor<L, F>
 where
     L: Listener,
-    F: FnMut(L::Stream, SocketAddr) -> Task,
+    F: FnMut(L::Stream, L::Addr) -> Task,
 {
     /// An acceptor with the default batch and backoff and no connection cap.
     pub fn new(listener: L, factory: F) -> Acceptor<L, F> {
@@ -226,7 +225,7 @@ where
 impl<L, F> Coroutine for Acceptor<L, F>
 where
     L: Listener,
-    F: FnMut(L::Stream, SocketAddr) -> Task,
+    F: FnMut(L::Stream, L::Addr) -> Task,
 {
     type Output = ();
 

@@ -18,6 +18,7 @@
 //! Around it:
 //! - [`net`]: non-blocking TCP whose operations answer `io::Result<Step<T>>` instead of
 //!   `EAGAIN`;
+//! - [`unix`]: the same for Unix-domain stream sockets (a server behind nginx on one host);
 //! - [`acceptor`]: the [`Acceptor`] task that accepts connections and spawns one
 //!   task per client, backing off on `EMFILE`;
 //! - [`echo`]: the smallest connection coroutine, used by the demo and the tests;
@@ -109,6 +110,7 @@ pub mod step;
 mod sys;
 pub mod task;
 pub mod timer;
+pub mod unix;
 pub mod wake;
 
 pub use acceptor::Acceptor;
@@ -119,4 +121,5 @@ pub use poller::EpollPoller;
 pub use poller::{Event, Interest, PollPoller, Poller};
 pub use step::{Coroutine, Cx, Next, Reason, Step, Task, Waits};
 pub use task::TaskId;
+pub use unix::{UnixListener, UnixStream};
 pub use wake::{Notify, WakeQueue, Waker};

@@ -56,7 +56,7 @@ impl Default for Options {
 }
 
 /// Turns `EAGAIN` into `Step::WouldBlock`.
-fn step<T>(result: io::Result<T>) -> io::Result<Step<T>> {
+pub(crate) fn step<T>(result: io::Result<T>) -> io::Result<Step<T>> {
     match result {
         Ok(v) => Ok(Step::Ready(v)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::WouldBlock),
@@ -382,16 +382,21 @@ pub trait Stream: AsRawFd {
     fn shutdown_write(&mut self) -> io::Result<()>;
 }
 
-/// A source of connections: a [`TcpListener`] or a simulated one.
+/// A source of connections: a [`TcpListener`], a [`UnixListener`](crate::unix::UnixListener) or
+/// a simulated one.
 pub trait Listener: AsRawFd {
     /// The connections it yields.
     type Stream: Stream;
+
+    /// Who connected, as the socket's family names them: a [`SocketAddr`] over TCP, nothing
+    /// worth reporting over a Unix-domain socket ([`UnixPeer`](crate::unix::UnixPeer)).
+    type Addr: Copy;
 
     /// As [`TcpListener::accept`].
     ///
     /// # Errors
     /// As [`TcpListener::accept`].
-    fn accept(&mut self) -> io::Result<Step<(Self::Stream, SocketAddr)>>;
+    fn accept(&mut self) -> io::Result<Step<(Self::Stream, Self::Addr)>>;
 }
 
 impl Stream for TcpStream {
@@ -408,6 +413,7 @@ impl Stream for TcpStream {
 
 impl Listener for TcpListener {
     type Stream = TcpStream;
+    type Addr = SocketAddr;
     fn accept(&mut self) -> io::Result<Step<(TcpStream, SocketAddr)>> {
         TcpListener::accept(self)
     }

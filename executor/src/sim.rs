@@ -720,6 +720,7 @@ impl AsRawFd for SimListener {
 
 impl Listener for SimListener {
     type Stream = SimStream;
+    type Addr = SocketAddr;
 
     fn accept(&mut self) -> io::Result<Step<(SimStream, SocketAddr)>> {
         let mut world = self.world.borrow_mut();

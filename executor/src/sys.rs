@@ -8,6 +8,8 @@ use std::io::{self, IoSlice};
 use std::mem::{self, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use libc::c_int;
 
@@ -188,6 +190,97 @@ pub(crate) fn accept(fd: RawFd) -> io::Result<(OwnedFd, SocketAddr)> {
     // SAFETY: zeroed is a valid sockaddr_storage, and accept4 wrote at most its size.
     let storage = unsafe { storage.assume_init() };
     Ok((stream, from_sockaddr(&storage, len)?))
+}
+
+/// `accept4(2)` for a listener whose clients have no address worth reading (a Unix-domain
+/// client connects from an unbound socket): a non-blocking, close-on-exec socket.
+pub(crate) fn accept_unnamed(fd: RawFd) -> io::Result<OwnedFd> {
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: null address and length pointers ask the kernel not to write the peer's address.
+    let new = cvt_retry(|| unsafe {
+        libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags)
+    })?;
+    Ok(owned(new))
+}
+
+/// A non-blocking, close-on-exec Unix-domain stream socket.
+pub(crate) fn unix_socket() -> io::Result<OwnedFd> {
+    let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes no pointers.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
+    Ok(owned(fd))
+}
+
+/// Encodes a socket path for the kernel: at most `sun_path`'s size less the terminating NUL
+/// (107 bytes on Linux), and no NUL inside (a leading NUL would name an abstract socket).
+fn to_sockaddr_un(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain data, for which all-zero is valid.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a socket path must be non-empty and contain no NUL byte",
+        ));
+    }
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the socket path is {} bytes long; the kernel takes at most {}",
+                bytes.len(),
+                addr.sun_path.len() - 1
+            ),
+        ));
+    }
+    for (slot, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *slot = b as libc::c_char;
+    }
+    // The family, the path and its terminating NUL (already zero).
+    let len = mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// `bind(2)` to a filesystem path.
+pub(crate) fn bind_unix(fd: RawFd, path: &Path) -> io::Result<()> {
+    let (addr, len) = to_sockaddr_un(path)?;
+    // SAFETY: addr is a live sockaddr_un holding an address of length len.
+    cvt(unsafe { libc::bind(fd, (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    Ok(())
+}
+
+/// `connect(2)` to a filesystem path; a non-blocking socket may answer `EAGAIN` (the listener's
+/// queue is full) or `EINPROGRESS`, which the caller handles.
+pub(crate) fn connect_unix(fd: RawFd, path: &Path) -> io::Result<()> {
+    let (addr, len) = to_sockaddr_un(path)?;
+    // SAFETY: addr is a live sockaddr_un holding an address of length len.
+    cvt(unsafe { libc::connect(fd, (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    Ok(())
+}
+
+/// The path a Unix-domain socket is bound to (`None` for an unbound or abstract one).
+pub(crate) fn unix_local_path(fd: RawFd) -> io::Result<Option<PathBuf>> {
+    // SAFETY: sockaddr_un is plain data, for which all-zero is valid.
+    let mut addr: libc::sockaddr_un = unsafe { mem::zeroed() };
+    let mut len = mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: addr has room for a Unix-domain address and len says how much.
+    cvt(unsafe { libc::getsockname(fd, (&mut addr as *mut libc::sockaddr_un).cast(), &mut len) })?;
+    if addr.sun_family as c_int != libc::AF_UNIX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a Unix-domain socket",
+        ));
+    }
+    let room = (len as usize)
+        .saturating_sub(mem::size_of::<libc::sa_family_t>())
+        .min(addr.sun_path.len());
+    let raw: Vec<u8> = addr.sun_path[..room].iter().map(|&c| c as u8).collect();
+    let path = raw.split(|&b| b == 0).next().unwrap_or_default();
+    if raw.first().is_none_or(|&b| b == 0) {
+        return Ok(None);
+    }
+    Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(path))))
 }
 
 /// `recv(2)` into possibly uninitialized memory; returns how many bytes are now initialized.

@@ -9,7 +9,8 @@
 //!
 //! With [`LineFormat::duration`], common and combined lines end with the request's duration in
 //! microseconds, as Apache's `%D` does; JSON lines always carry it as `duration_us`. A field
-//! that is absent (no Referer, a request rejected before its request line arrived) is `-`. The
+//! that is absent (no Referer, a request rejected before its request line arrived) is `-`; the
+//! client of a Unix-domain socket, which has no address, is `unix:`, as nginx writes it. The
 //! duration runs from the parsed head to the end of the response on the worker's loop clock
 //! (read once per turn, so a request answered in the turn it arrived shows 0).
 //!
@@ -372,7 +373,7 @@ impl<A: App> App for AccessLog<A> {
         };
         let referer = header("referer");
         let user_agent = header("user-agent");
-        let remote = environ.remote().ip();
+        let remote = environ.remote().map(|a| a.ip());
         let inner = self.inner.handler(environ);
         Box::new(Logged {
             inner,
@@ -388,7 +389,7 @@ impl<A: App> App for AccessLog<A> {
     fn rejected(&self, rejected: &Rejected<'_>) {
         let request_line = rejected.request_line.map(String::from_utf8_lossy);
         self.sink.log(&Entry {
-            remote: rejected.remote.ip(),
+            remote: rejected.remote.map(|a| a.ip()),
             at: SystemTime::now(),
             request_line: request_line.as_deref(),
             status: rejected.status,
@@ -408,7 +409,8 @@ impl<A: App> App for AccessLog<A> {
 
 /// One line's fields.
 struct Entry<'a> {
-    remote: IpAddr,
+    /// `None` over a Unix-domain socket.
+    remote: Option<IpAddr>,
     at: SystemTime,
     request_line: Option<&'a str>,
     status: u16,
@@ -416,6 +418,18 @@ struct Entry<'a> {
     referer: Option<&'a str>,
     user_agent: Option<&'a str>,
     duration: Duration,
+}
+
+/// The client field of a line: its IP address, or `unix:` for a Unix-domain socket's client.
+struct Client(Option<IpAddr>);
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unix:"),
+        }
+    }
 }
 
 /// Appends the line for `e` in `line`'s format to `out`.
@@ -429,7 +443,7 @@ fn write_line(out: &mut Vec<u8>, line: LineFormat, e: &Entry<'_>) {
             let _ = write!(
                 out,
                 "{} - - [{}] \"{}\" {} {}",
-                e.remote,
+                Client(e.remote),
                 clf_date(e.at),
                 quoted(e.request_line),
                 e.status,
@@ -456,7 +470,7 @@ fn write_line(out: &mut Vec<u8>, line: LineFormat, e: &Entry<'_>) {
                     "{{\"remote_addr\":\"{}\",\"time\":\"{}\",\"request\":{},\"status\":{},",
                     "\"bytes\":{},\"referer\":{},\"user_agent\":{},\"duration_us\":{}}}"
                 ),
-                e.remote,
+                Client(e.remote),
                 iso_date(e.at),
                 string(e.request_line),
                 e.status,
@@ -473,7 +487,7 @@ fn write_line(out: &mut Vec<u8>, line: LineFormat, e: &Entry<'_>) {
 struct Logged {
     inner: Box<dyn Handler>,
     sink: Rc<Sink>,
-    remote: IpAddr,
+    remote: Option<IpAddr>,
     request_line: String,
     referer: Option<String>,
     user_agent: Option<String>,
@@ -593,7 +607,7 @@ mod tests {
 
     fn entry(request_line: Option<&str>) -> Entry<'_> {
         Entry {
-            remote: IpAddr::from([127, 0, 0, 1]),
+            remote: Some(IpAddr::from([127, 0, 0, 1])),
             at: UNIX_EPOCH + Duration::from_secs(971_186_136),
             request_line,
             status: 200,
@@ -669,8 +683,8 @@ mod tests {
         .unwrap();
         let log = AccessLog::new(crate::apps::Hello, writer.channel());
         let peer = crate::service::Peer {
-            remote: "127.0.0.1:5000".parse().unwrap(),
-            local: "127.0.0.1:80".parse().unwrap(),
+            remote: "127.0.0.1:5000".parse().ok(),
+            local: "127.0.0.1:80".parse().ok(),
         };
         crate::service::rejected::report(
             &log,

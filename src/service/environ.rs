@@ -14,11 +14,20 @@ use crate::detect::{RequestHead, Version};
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer {
-    /// The client's address (`REMOTE_ADDR`, `REMOTE_PORT`).
-    pub remote: SocketAddr,
-    /// The address the server accepted on (`SERVER_PORT`, and `SERVER_NAME` without a `Host`).
-    pub local: SocketAddr,
+    /// The client's address (`REMOTE_ADDR`, `REMOTE_PORT`); `None` over a Unix-domain socket,
+    /// whose clients have none.
+    pub remote: Option<SocketAddr>,
+    /// The address the server accepted on (`SERVER_PORT`, and `SERVER_NAME` without a `Host`);
+    /// `None` over a Unix-domain socket.
+    pub local: Option<SocketAddr>,
 }
+
+/// `SERVER_NAME` for a request without `Host` on a Unix-domain socket: the socket is on this
+/// host, and PEP 3333 wants a name.
+const UNIX_SERVER_NAME: &str = "localhost";
+
+/// `SERVER_PORT` when neither the socket nor `Host` gives one: HTTP's (RFC 9110 §4.2.1).
+const DEFAULT_PORT: u16 = 80;
 
 /// One request's environment, the counterpart of a WSGI `environ` dict.
 #[derive(Debug, Clone, Copy)]
@@ -178,24 +187,44 @@ impl<'a> Environ<'a> {
     }
 
     /// `SERVER_NAME`: the host the client asked for (the `Host` header without its port), else the
-    /// address the connection was accepted on.
+    /// address the connection was accepted on (`localhost` on a Unix-domain socket).
     pub fn server_name(&self) -> Cow<'a, str> {
-        if let Some(host) = self.header_str("host") {
-            let name = if host.starts_with('[') {
-                host.split_inclusive(']').next().unwrap_or(host)
-            } else {
-                host.rsplit_once(':').map_or(host, |(h, _)| h)
-            };
-            if !name.is_empty() {
-                return Cow::Borrowed(name);
-            }
+        if let Some((name, _)) = self.host_parts()
+            && !name.is_empty()
+        {
+            return Cow::Borrowed(name);
         }
-        Cow::Owned(self.peer.local.ip().to_string())
+        match self.peer.local {
+            Some(local) => Cow::Owned(local.ip().to_string()),
+            None => Cow::Borrowed(UNIX_SERVER_NAME),
+        }
     }
 
-    /// `SERVER_PORT`.
+    /// `SERVER_PORT`: the port the connection was accepted on; on a Unix-domain socket, which
+    /// has none, the port of `Host`, else 80.
     pub fn server_port(&self) -> u16 {
-        self.peer.local.port()
+        match self.peer.local {
+            Some(local) => local.port(),
+            None => self
+                .host_parts()
+                .and_then(|(_, port)| port?.parse().ok())
+                .unwrap_or(DEFAULT_PORT),
+        }
+    }
+
+    /// The `Host` header split into its name and its port, if any (`[::1]:8080` gives `[::1]`
+    /// and `8080`).
+    fn host_parts(&self) -> Option<(&'a str, Option<&'a str>)> {
+        let host = self.header_str("host")?;
+        Some(if host.starts_with('[') {
+            let name = host.split_inclusive(']').next().unwrap_or(host);
+            (name, host[name.len()..].strip_prefix(':'))
+        } else {
+            match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            }
+        })
     }
 
     /// `SERVER_PROTOCOL`: the version the request is served as (`HTTP/1.0` or `HTTP/1.1`).
@@ -206,13 +235,13 @@ impl<'a> Environ<'a> {
         }
     }
 
-    /// `REMOTE_ADDR` and `REMOTE_PORT` together.
-    pub fn remote(&self) -> SocketAddr {
+    /// `REMOTE_ADDR` and `REMOTE_PORT` together; `None` over a Unix-domain socket.
+    pub fn remote(&self) -> Option<SocketAddr> {
         self.peer.remote
     }
 
-    /// The address the connection was accepted on.
-    pub fn local(&self) -> SocketAddr {
+    /// The address the connection was accepted on; `None` over a Unix-domain socket.
+    pub fn local(&self) -> Option<SocketAddr> {
         self.peer.local
     }
 
@@ -237,8 +266,13 @@ impl<'a> Environ<'a> {
             "SERVER_NAME" => self.server_name(),
             "SERVER_PORT" => Cow::Owned(self.server_port().to_string()),
             "SERVER_PROTOCOL" => Cow::Borrowed(self.server_protocol()),
-            "REMOTE_ADDR" => Cow::Owned(self.remote().ip().to_string()),
-            "REMOTE_PORT" => Cow::Owned(self.remote().port().to_string()),
+            // Empty over a Unix-domain socket (CGI, RFC 3875 §4.1.8, has no address to give);
+            // REMOTE_PORT is then absent.
+            "REMOTE_ADDR" => match self.remote() {
+                Some(remote) => Cow::Owned(remote.ip().to_string()),
+                None => Cow::Borrowed(""),
+            },
+            "REMOTE_PORT" => Cow::Owned(self.remote()?.port().to_string()),
             "wsgi.url_scheme" => Cow::Borrowed(self.url_scheme()),
             _ => {
                 let wanted = key.strip_prefix("HTTP_")?;

@@ -20,10 +20,10 @@ pub const MAX_REPORTED_REQUEST_LINE: usize = 8 * 1024;
 /// What the connection knows about a request it answered itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected<'a> {
-    /// The client's address.
-    pub remote: SocketAddr,
-    /// The address the client connected to.
-    pub local: SocketAddr,
+    /// The client's address (`None` over a Unix-domain socket).
+    pub remote: Option<SocketAddr>,
+    /// The address the client connected to (`None` over a Unix-domain socket).
+    pub local: Option<SocketAddr>,
     /// The status of the error response.
     pub status: u16,
     /// Why, as written in the error response's body.

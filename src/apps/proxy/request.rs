@@ -83,13 +83,19 @@ pub(super) fn request_head(environ: &Environ<'_>) -> (Vec<u8>, Upload) {
         out.extend_from_slice(b"\r\n");
     }
     let mut list = forwarded_for.unwrap_or_default();
-    if !list.is_empty() {
-        list.extend_from_slice(b", ");
+    // A client of a Unix-domain socket has no address to add: the list goes on as it came
+    // (from the proxy in front, which added the client's).
+    if let Some(remote) = environ.remote() {
+        if !list.is_empty() {
+            list.extend_from_slice(b", ");
+        }
+        list.extend_from_slice(remote.ip().to_string().as_bytes());
     }
-    list.extend_from_slice(environ.remote().ip().to_string().as_bytes());
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    out.extend_from_slice(&list);
-    out.extend_from_slice(b"\r\n");
+    if !list.is_empty() {
+        out.extend_from_slice(b"X-Forwarded-For: ");
+        out.extend_from_slice(&list);
+        out.extend_from_slice(b"\r\n");
+    }
     let upload = match environ.head().framing() {
         BodyFraming::Chunked => {
             out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
