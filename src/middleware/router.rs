@@ -18,6 +18,7 @@ use crate::service::method::{self, MethodAnswer};
 use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// How a route matches a path.
+#[derive(Clone, Copy)]
 enum Match {
     /// The path equals the route's path.
     Exact,
@@ -97,14 +98,23 @@ impl App for Router {
             let allow = method::allow_value(&self.server_methods());
             return Box::new(MethodAnswer::options(allow));
         }
-        let path_info = environ.path_info_bytes();
+        // Decoded only when a route has a path to compare: a router with one application
+        // mounted at the root (`--app NAME`) never pays for it.
+        let mut path_info = None;
         for route in &self.routes {
             let p = route.path.as_bytes();
             let hit = match route.how {
-                Match::Exact => *path_info == *p,
-                Match::Prefix => {
-                    path_info.starts_with(p)
-                        && (path_info.len() == p.len() || path_info[p.len()] == b'/')
+                Match::Prefix if p.is_empty() => true,
+                how => {
+                    let path_info: &[u8] =
+                        path_info.get_or_insert_with(|| environ.path_info_bytes());
+                    match how {
+                        Match::Exact => path_info == p,
+                        Match::Prefix => {
+                            path_info.starts_with(p)
+                                && (path_info.len() == p.len() || path_info[p.len()] == b'/')
+                        }
+                    }
                 }
             };
             if hit {
@@ -113,7 +123,9 @@ impl App for Router {
                 {
                     return Box::new(answer);
                 }
-                if let Match::Prefix = route.how {
+                if let Match::Prefix = route.how
+                    && !p.is_empty()
+                {
                     environ.mount(p.len());
                 }
                 return route.app.handler(environ);
