@@ -186,3 +186,75 @@ impl Stream for UnixStream {
         UnixStream::shutdown_write(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("asycamore-unix-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// Retries a non-blocking operation until it is ready (the peer is in this thread, so it
+    /// is ready at once or after the other side's call).
+    fn ready<T>(mut op: impl FnMut() -> io::Result<Step<T>>) -> T {
+        for _ in 0..1000 {
+            if let Step::Ready(v) = op().expect("socket operation") {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("not ready after 1000 tries");
+    }
+
+    #[test]
+    fn a_connection_carries_bytes_both_ways_and_the_mode_is_set_before_listening() {
+        let path = scratch("roundtrip");
+        let listener = UnixListener::bind(&path, 8, Some(0o600)).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            listener.local_path().unwrap().as_deref(),
+            Some(path.as_path())
+        );
+        // Nobody has connected: would block, not an error.
+        assert!(matches!(listener.accept(), Ok(Step::WouldBlock)));
+
+        let client = ready(|| UnixStream::connect(&path));
+        let (mut server, peer) = ready(|| listener.accept());
+        assert_eq!(Option::<std::net::SocketAddr>::from(peer), None);
+        assert_eq!(ready(|| client.write(b"ping")), 4);
+        let mut buf = [0u8; 16];
+        let n = ready(|| server.read(&mut buf));
+        assert_eq!(&buf[..n], b"ping");
+        // Nothing more yet: would block.
+        assert!(matches!(server.read(&mut buf), Ok(Step::WouldBlock)));
+        Stream::shutdown_write(&mut server).unwrap();
+        assert_eq!(
+            ready(|| client.read(&mut buf)),
+            0,
+            "end of stream after shutdown"
+        );
+
+        // A second bind on the same path: the file is there, whoever owns it.
+        let err = UnixListener::bind(&path, 8, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(listener);
+        // With nobody listening, a connect is refused (what marks a stale file).
+        let err = UnixStream::connect(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_path_longer_than_sun_path_is_invalid_input() {
+        let long = std::env::temp_dir().join("y".repeat(120));
+        let err = UnixListener::bind(&long, 8, None).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let err = UnixStream::connect(Path::new("")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
