@@ -8,13 +8,14 @@
 //!
 //! The handler checks the clock on every resume rather than trusting that a resume means "the
 //! deadline has passed": the connection may resume it for other reasons (a shutdown wake, say),
-//! and a coroutine must always be ready to be resumed early.
+//! and a coroutine must always be ready to be resumed early. [`Timer`] does both — registers the
+//! deadline, checks the clock — so the waiting state is one variant holding it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use asycamore_executor::{Cx, Step};
 
-use crate::service::{App, Environ, Exchange, Handler, Method};
+use crate::service::{App, Environ, Exchange, Handler, Method, Timer};
 
 /// The longest sleep a request may ask for, in milliseconds; more is a 400.
 pub const MAX_SLEEP_MS: u64 = 60_000;
@@ -31,7 +32,7 @@ pub enum SleepHandler {
     /// Waiting for the deadline; `ms` is what was asked for, for the answer.
     Sleeping {
         /// When to answer.
-        until: Instant,
+        timer: Timer,
         /// The requested sleep, in milliseconds.
         ms: u64,
     },
@@ -53,18 +54,17 @@ impl Handler for SleepHandler {
             match *self {
                 SleepHandler::Start => match milliseconds(ex, MAX_SLEEP_MS) {
                     Ok(ms) => {
-                        let until = cx.now() + Duration::from_millis(ms);
-                        *self = SleepHandler::Sleeping { until, ms };
+                        let timer = Timer::after(Duration::from_millis(ms), cx);
+                        *self = SleepHandler::Sleeping { timer, ms };
                     }
                     Err(reason) => {
                         ex.fail(400, &reason);
                         return Step::Ready(());
                     }
                 },
-                SleepHandler::Sleeping { until, ms } => {
-                    if cx.now() < until {
-                        // Not yet: ask to be resumed at the deadline, and let the loop go on.
-                        cx.wait_until(until);
+                SleepHandler::Sleeping { timer, ms } => {
+                    if let Step::WouldBlock = timer.poll(cx) {
+                        // Not yet: resumed at the deadline; the loop goes on meanwhile.
                         return Step::WouldBlock;
                     }
                     let body = format!("slept {ms} ms\n");

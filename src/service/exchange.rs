@@ -298,6 +298,53 @@ impl<'a> Exchange<'a> {
         Ok(Step::Ready(n))
     }
 
+    /// Writes all of `data`, over as many resumes as the client needs: `sent` counts the bytes
+    /// taken so far — keep it in the handler's state, from 0 — and `Ready` means all are. On
+    /// `WouldBlock` return `WouldBlock` from the handler (the wait is registered, as for
+    /// [`Exchange::write`]) and call again with the same `data` and `sent` when resumed. Unlike
+    /// ignoring what `write` returns, nothing is dropped.
+    ///
+    /// ```
+    /// use asycamore::executor::{Cx, Step};
+    /// use asycamore::service::{Exchange, Handler};
+    ///
+    /// /// Streams 1 MiB of `x`, however slowly the client reads.
+    /// struct Megabyte {
+    ///     body: Vec<u8>,
+    ///     sent: usize,
+    /// }
+    ///
+    /// impl Handler for Megabyte {
+    ///     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
+    ///         if self.sent == 0 && ex.start_response(200, &[("Content-Type", "text/plain")]).is_err() {
+    ///             return Step::Ready(());
+    ///         }
+    ///         match ex.write_all(&self.body, &mut self.sent, cx) {
+    ///             Ok(Step::WouldBlock) => Step::WouldBlock,
+    ///             Ok(Step::Ready(())) | Err(_) => Step::Ready(()),
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Megabyte { body: vec![b'x'; 1 << 20], sent: 0 };
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Exchange::write`].
+    pub fn write_all(
+        &mut self,
+        data: &[u8],
+        sent: &mut usize,
+        cx: &mut Cx<'_>,
+    ) -> Result<Step<()>, OutputError> {
+        while *sent < data.len() {
+            match self.write(&data[*sent..], cx)? {
+                Step::Ready(n) => *sent += n,
+                Step::WouldBlock => return Ok(Step::WouldBlock),
+            }
+        }
+        Ok(Step::Ready(()))
+    }
+
     /// Appends body bytes whatever the output's size (for bodies the handler holds anyway).
     fn put(&mut self, data: &[u8]) -> Result<(), OutputError> {
         let request = &mut *self.request;

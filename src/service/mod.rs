@@ -45,12 +45,16 @@ pub(crate) mod error;
 mod exchange;
 pub mod method;
 pub mod rejected;
+pub mod reply;
+pub mod timer;
 
 pub use environ::{Environ, Peer, percent_decode};
 pub use error::{InputError, OutputError};
 pub use exchange::Exchange;
 pub use method::Method;
 pub use rejected::Rejected;
+pub use reply::{FnApp, Reply, from_fn};
+pub use timer::Timer;
 
 use asycamore_executor::{Cx, Step};
 
