@@ -42,6 +42,17 @@ fn sleep_refuses_a_bad_or_too_long_duration() {
     }
     let r = roundtrip(server.addr, b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 200);
+    // Query values are percent-decoded: %31%30 is 10.
+    let r = roundtrip(
+        server.addr,
+        b"GET /sleep?ms=%31%30 HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"slept 10 ms\n"[..]));
+    let r = roundtrip(
+        server.addr,
+        b"GET /sleep?ms=%ff HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "not UTF-8");
 }
 
 #[test]

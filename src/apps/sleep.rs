@@ -89,7 +89,7 @@ impl Handler for SleepHandler {
 /// # Errors
 /// A one-line reason for the 400 when it is missing, not a number, or too large.
 pub fn milliseconds(ex: &Exchange<'_>, max: u64) -> Result<u64, String> {
-    let raw = ex.environ().query_param("ms").unwrap_or("");
+    let raw = ex.environ().query_value("ms").unwrap_or_default();
     let ms = (!raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()))
         .then(|| raw.parse::<u64>().ok())
         .flatten();

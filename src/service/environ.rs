@@ -145,12 +145,26 @@ impl<'a> Environ<'a> {
         }
     }
 
-    /// The value of query parameter `name` (first occurrence, not decoded).
+    /// The value of query parameter `name` as sent (first occurrence, not decoded); see
+    /// [`Environ::query_value`] for the decoded value.
     pub fn query_param(&self, name: &str) -> Option<&'a str> {
         self.query_string().split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             (k == name).then_some(v)
         })
+    }
+
+    /// The value of query parameter `name`, decoded as HTML forms encode it (`%XX` escapes,
+    /// `+` for a space; the first occurrence), or `None` if it is absent or does not decode
+    /// to UTF-8. `?ms=%31%30` gives `"10"`; only a value with an escape or a `+` allocates.
+    pub fn query_value(&self, name: &str) -> Option<Cow<'a, str>> {
+        let raw = self.query_param(name)?;
+        if !raw.bytes().any(|b| b == b'%' || b == b'+') {
+            return Some(Cow::Borrowed(raw));
+        }
+        let spaced = raw.replace('+', " ");
+        let decoded = percent_decode(spaced.as_bytes()).into_owned();
+        String::from_utf8(decoded).ok().map(Cow::Owned)
     }
 
     /// The first header called `name` (case-insensitive), as bytes.

@@ -58,11 +58,27 @@ pub use timer::Timer;
 
 use asycamore_executor::{Cx, Step};
 
-/// An application: makes a handler for each request. One `App` value serves every connection of a
-/// worker thread, so it takes `&self`; state shared between requests lives in `Cell`/`RefCell`.
+/// An application: makes a handler for each request.
+///
+/// **One `App` per worker.** The server calls its `make_app` once in each worker thread
+/// (`--workers`, one per core by default), and that value serves every connection of its worker,
+/// so it takes `&self`. State kept in the app — a `Cell`, a `RefCell`, an `Rc` — is therefore
+/// *per worker*: with two workers, two stores, and a client sees one or the other depending on
+/// which worker the kernel gave its connection. State that all workers must see lives outside
+/// the apps, made once before the server runs and cloned into each: an `Arc<Mutex<_>>` (or an
+/// `Arc` of atomics), or a thread of its own that the workers send work to (the [`crate::pool`]).
+///
+/// **Handlers are `'static`.** A handler outlives the call that made it (it is resumed later,
+/// across turns of the loop), so it cannot borrow from `&self` or from the environ: the
+/// compiler's "borrowed data escapes" or "lifetime may not live long enough" errors mean this.
+/// Copy what it needs out of the environ, and give it an `Rc` (or `Arc`) clone of the app's
+/// state rather than a reference.
 pub trait App {
     /// Makes the handler for one request. The environ may be changed (a router moves a mounted
     /// prefix from `PATH_INFO` to `SCRIPT_NAME` with [`Environ::mount`]) before it is passed on.
+    ///
+    /// The handler is `'static` (see the trait's documentation): state of the app it needs goes
+    /// in as an `Rc` clone, values from the request as owned copies.
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler>;
 
     /// The methods this application implements, or `None` (the default) if it takes every
