@@ -27,7 +27,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use asycamore_executor::Waker;
+use asycamore_executor::{Cx, Step, Waker};
 
 /// Default number of pool threads (`--threads`).
 pub const THREADS: usize = 4;
@@ -153,6 +153,60 @@ impl ThreadPool {
         Ok(Pending { slot })
     }
 
+    /// Runs `work` on a pool thread for the task `cx` belongs to: [`ThreadPool::submit`] with
+    /// the task's own waker. Keep the [`Pending`] in the handler's state and
+    /// [`poll`](Pending::poll) it — right away and on every resume — until it is `Ready`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use asycamore::executor::{Cx, Step};
+    /// use asycamore::pool::{Pending, ThreadPool};
+    /// use asycamore::service::{Exchange, Handler};
+    ///
+    /// /// Answers with a sum computed on the pool.
+    /// enum Sum {
+    ///     Start(Arc<ThreadPool>),
+    ///     Waiting(Pending<u64>),
+    /// }
+    ///
+    /// impl Handler for Sum {
+    ///     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
+    ///         loop {
+    ///             match self {
+    ///                 Sum::Start(pool) => match pool.call(|| (1..=1_000_000u64).sum(), cx) {
+    ///                     Ok(pending) => *self = Sum::Waiting(pending),
+    ///                     Err(full) => {
+    ///                         ex.fail(503, &full.to_string());
+    ///                         return Step::Ready(());
+    ///                     }
+    ///                 },
+    ///                 Sum::Waiting(pending) => {
+    ///                     let Step::Ready(result) = pending.poll(cx) else {
+    ///                         return Step::WouldBlock;
+    ///                     };
+    ///                     match result {
+    ///                         Ok(sum) => ex.respond(200, &[], sum.to_string().as_bytes()),
+    ///                         Err(_) => ex.fail(500, "the work panicked"),
+    ///                     }
+    ///                     return Step::Ready(());
+    ///                 }
+    ///             }
+    ///         }
+    ///     }
+    /// }
+    /// # let _ = Sum::Start(Arc::new(ThreadPool::new(1, 1).unwrap()));
+    /// ```
+    ///
+    /// # Errors
+    /// [`QueueFull`], as [`ThreadPool::execute`].
+    pub fn call<T, F>(&self, work: F, cx: &Cx<'_>) -> Result<Pending<T>, QueueFull>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(work, cx.waker())
+    }
+
     /// Jobs waiting for a thread now.
     pub fn queued(&self) -> usize {
         self.shared.lock().jobs.len()
@@ -211,6 +265,20 @@ impl<T> Pending<T> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// The result once the work has finished; until then asks `cx` to resume the task at the
+    /// pool thread's wake and answers `WouldBlock` (return it from the handler). For work
+    /// started with [`ThreadPool::call`] from the same task.
+    pub fn poll(&self, cx: &mut Cx<'_>) -> Step<Result<T, Panicked>> {
+        match self.take() {
+            Some(result) => Step::Ready(result),
+            None => {
+                // A wake that came before this wait is not lost: the executor latches it.
+                cx.wait_wake();
+                Step::WouldBlock
+            }
+        }
     }
 }
 

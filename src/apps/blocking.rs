@@ -2,8 +2,9 @@
 //! `200` when it is done, while the loop serves everyone else.
 //!
 //! A tutorial of the third way to wait, after a socket and a timer: a wake from another thread.
-//! The handler hands [`ThreadPool::submit`] the blocking closure and a [`Waker`] for its own task
-//! (`cx.waker()`), says `cx.wait_wake()` and returns `WouldBlock`. When a pool thread finishes it
+//! The handler hands [`ThreadPool::call`] the blocking closure (which submits it with a
+//! [`Waker`] for the handler's own task, `cx.waker()`) and polls the [`Pending`] result it gets:
+//! not there yet, so `cx.wait_wake()` and `WouldBlock`. When a pool thread finishes it
 //! fills the handler's [`Pending`] slot and wakes the task; the executor's poll returns (the waker
 //! writes to its eventfd), the connection resumes the handler, and the handler takes the result.
 //!
@@ -58,59 +59,56 @@ impl App for Blocking {
 
 impl Handler for BlockingHandler {
     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
-        match self {
-            BlockingHandler::Start(pool) => {
-                let ms = match milliseconds(ex, MAX_SLEEP_MS) {
-                    Ok(ms) => ms,
-                    Err(reason) => {
-                        ex.fail(400, &reason);
-                        return Step::Ready(());
-                    }
-                };
-                // The closure runs on a pool thread: it may block as long as it likes.
-                let work = move || {
-                    std::thread::sleep(Duration::from_millis(ms));
-                    ms
-                };
-                match pool.submit(work, cx.waker()) {
-                    Ok(result) => *self = BlockingHandler::Waiting { result },
-                    Err(full) => {
-                        ex.respond(
-                            503,
-                            &[
-                                ("Content-Type", "text/plain; charset=utf-8"),
-                                ("Retry-After", "1"),
-                            ],
-                            format!("{full}; try again later\n").as_bytes(),
-                        );
-                        return Step::Ready(());
+        loop {
+            match self {
+                BlockingHandler::Start(pool) => {
+                    let ms = match milliseconds(ex, MAX_SLEEP_MS) {
+                        Ok(ms) => ms,
+                        Err(reason) => {
+                            ex.fail(400, &reason);
+                            return Step::Ready(());
+                        }
+                    };
+                    // The closure runs on a pool thread: it may block as long as it likes.
+                    let work = move || {
+                        std::thread::sleep(Duration::from_millis(ms));
+                        ms
+                    };
+                    match pool.call(work, cx) {
+                        Ok(result) => *self = BlockingHandler::Waiting { result },
+                        Err(full) => {
+                            ex.respond(
+                                503,
+                                &[
+                                    ("Content-Type", "text/plain; charset=utf-8"),
+                                    ("Retry-After", "1"),
+                                ],
+                                format!("{full}; try again later\n").as_bytes(),
+                            );
+                            return Step::Ready(());
+                        }
                     }
                 }
-                // Resumed by the pool thread's wake. (A wake that comes before we get here is
-                // not lost: the executor remembers it.)
-                cx.wait_wake();
-                Step::WouldBlock
+                // Resumed by the pool thread's wake, or for another reason (a shutdown wake,
+                // say) while the work still runs: then `poll` waits again.
+                BlockingHandler::Waiting { result } => {
+                    let Step::Ready(result) = result.poll(cx) else {
+                        return Step::WouldBlock;
+                    };
+                    match result {
+                        Ok(ms) => {
+                            let body = format!("slept {ms} ms on the pool\n");
+                            ex.respond(
+                                200,
+                                &[("Content-Type", "text/plain; charset=utf-8")],
+                                body.as_bytes(),
+                            );
+                        }
+                        Err(_) => ex.fail(500, "the blocking work panicked"),
+                    }
+                    return Step::Ready(());
+                }
             }
-            BlockingHandler::Waiting { result } => match result.take() {
-                // Resumed for another reason (a shutdown wake, say): the work is still running.
-                None => {
-                    cx.wait_wake();
-                    Step::WouldBlock
-                }
-                Some(Ok(ms)) => {
-                    let body = format!("slept {ms} ms on the pool\n");
-                    ex.respond(
-                        200,
-                        &[("Content-Type", "text/plain; charset=utf-8")],
-                        body.as_bytes(),
-                    );
-                    Step::Ready(())
-                }
-                Some(Err(_)) => {
-                    ex.fail(500, "the blocking work panicked");
-                    Step::Ready(())
-                }
-            },
         }
     }
 
