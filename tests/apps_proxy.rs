@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use asycamore::apps::upload::Crc32;
+use asycamore::crc32::Crc32;
 use util::{Reader, connect, free_port, pattern, roundtrip, spawn_server};
 
 /// Bytes of the relayed upload and echo.

@@ -55,7 +55,7 @@ fn curl_gets_hello_echoes_and_uploads_chunked() {
     let text = String::from_utf8(upload).unwrap();
     assert!(text.contains("\"bytes\": 300000"), "{text}");
     let crc = {
-        let mut c = asycamore::apps::upload::Crc32::default();
+        let mut c = asycamore::crc32::Crc32::default();
         c.update(&data);
         c.value()
     };

@@ -9,7 +9,7 @@ mod util;
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use asycamore::apps::upload::Crc32;
+use asycamore::crc32::Crc32;
 use util::{PEAK_RSS_LIMIT_KIB, Reader, big_bytes, connect, pattern, spawn_server};
 
 #[test]

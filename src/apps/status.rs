@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use asycamore_executor::{Cx, Step};
 
-use crate::apps::upload::json_string;
+use crate::json::json_string;
 use crate::server::StatusBoard;
 use crate::service::{App, Environ, Exchange, Handler, Method};
 use crate::stats::{ServerStats, StatsSnapshot};

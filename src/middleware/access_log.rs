@@ -50,7 +50,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use asycamore_executor::{Coroutine, Cx, Step};
 
-use crate::apps::upload::json_string;
+use crate::json::json_string;
 use crate::response::date::civil_from_days;
 use crate::service::{App, Environ, Exchange, Handler, Rejected};
 

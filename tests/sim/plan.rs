@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use asycamore::apps::upload::Crc32;
+use asycamore::crc32::Crc32;
 use asycamore::detect::{HeadDetector, Limits, RequestHead};
 use asycamore::executor::Step;
 use asycamore::executor::sim::XorShift;
