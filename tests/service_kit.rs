@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use asycamore::config::Config;
 use asycamore::executor::{Cx, Step};
-use asycamore::middleware::Router;
+use asycamore::middleware::{Methods, Router};
 use asycamore::service::{App, Environ, Exchange, Handler, Method, Reply, Timer, from_fn};
-use util::{connect, roundtrip, serve};
+use util::{Reader, connect, roundtrip, serve};
 
 /// Bytes `/big` streams: far above the output's high-water mark, so `write_all` must wait.
 const BIG: usize = 4 << 20;
@@ -176,5 +176,73 @@ fn timers_wait_without_holding_the_loop() {
     assert!(
         start.elapsed() >= Duration::from_millis(1500),
         "answered before its timer"
+    );
+}
+
+fn resource() -> Rc<dyn App> {
+    Rc::new(
+        Methods::new()
+            .get(|env: &mut Environ<'_>| {
+                Reply::text(200, format!("read {}", env.path_info())).boxed()
+            })
+            .put(|_: &mut Environ<'_>| Reply::text(201, "stored").boxed())
+            .delete(|_: &mut Environ<'_>| Reply::new(204, &b""[..]).boxed()),
+    )
+}
+
+#[test]
+fn methods_dispatch_by_method_and_answer_the_rest_themselves() {
+    // Served alone (no router in front): `Methods` applies the rules itself.
+    let addr = serve(Config::default(), resource);
+    let get = roundtrip(addr, b"GET /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"read /k"[..]));
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"HEAD /k HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let head = Reader::new(stream)
+        .response_to("HEAD")
+        .expect("a response to HEAD");
+    assert_eq!(head.status, 200, "HEAD is GET's head");
+    assert_eq!(head.header("content-length"), Some("7"));
+    let put = roundtrip(
+        addr,
+        b"PUT /k HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(put.status, 201);
+    let delete = roundtrip(addr, b"DELETE /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(delete.status, 204);
+    let post = roundtrip(
+        addr,
+        b"POST /k HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(post.status, 405);
+    assert_eq!(
+        post.header("allow"),
+        Some("GET, HEAD, PUT, DELETE, OPTIONS")
+    );
+    let options = roundtrip(addr, b"OPTIONS /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(options.status, 204);
+    assert_eq!(
+        options.header("allow"),
+        Some("GET, HEAD, PUT, DELETE, OPTIONS")
+    );
+    let unknown = roundtrip(addr, b"BREW /k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(unknown.status, 501);
+
+    // Mounted in a router: the same answers, the path relative to the mount.
+    let addr = serve(Config::default(), || {
+        Rc::new(Router::new().mount("/kv", resource()))
+    });
+    let get = roundtrip(addr, b"GET /kv/k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"read /k"[..]));
+    let post = roundtrip(
+        addr,
+        b"POST /kv/k HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(post.status, 405);
+    assert_eq!(
+        post.header("allow"),
+        Some("GET, HEAD, PUT, DELETE, OPTIONS")
     );
 }
