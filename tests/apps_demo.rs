@@ -139,3 +139,52 @@ fn status_lists_every_worker() {
     assert!(total >= 6, "{text}");
     assert!(text.contains("[0, 1]"), "{text}");
 }
+
+#[test]
+fn kv_is_one_store_for_every_worker() {
+    let server = spawn_server(&["--workers", "2"]);
+    let put = |key: &str, value: &str| {
+        let request = format!(
+            "PUT /kv/{key} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{value}",
+            value.len()
+        );
+        roundtrip(server.addr, request.as_bytes()).status
+    };
+    let get = |path: &str| {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+        roundtrip(server.addr, request.as_bytes())
+    };
+    // Every request on a new connection: the kernel spreads them over both workers, and each
+    // must see what the other stored.
+    assert_eq!(put("k", "v0"), 201);
+    for i in 1..=20 {
+        assert_eq!(put("k", &format!("v{i}")), 204, "replaced");
+        let r = get("/kv/k");
+        assert_eq!(
+            (r.status, String::from_utf8_lossy(&r.body).into_owned()),
+            (200, format!("v{i}")),
+            "a value written through one worker is read through any"
+        );
+    }
+    assert_eq!(put("other", "x"), 201);
+    assert_eq!(get("/kv/").body, b"k\nother\n", "the list");
+    assert_eq!(get("/kv/missing").status, 404);
+    let delete = roundtrip(server.addr, b"DELETE /kv/k HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(delete.status, 204);
+    assert_eq!(get("/kv/k").status, 404);
+    // A value over 1 MiB is refused before it is read.
+    let big = roundtrip(
+        server.addr,
+        b"PUT /kv/big HTTP/1.1\r\nHost: t\r\nContent-Length: 1048577\r\n\r\n",
+    );
+    assert_eq!(big.status, 413);
+    let post = roundtrip(
+        server.addr,
+        b"POST /kv/k HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(post.status, 405);
+    assert_eq!(
+        post.header("allow"),
+        Some("GET, HEAD, PUT, DELETE, OPTIONS")
+    );
+}

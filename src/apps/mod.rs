@@ -7,6 +7,7 @@
 //! - [`blocking`]: hands blocking work to the [thread pool](crate::pool) and waits for its wake.
 //! - [`files`]: streams files from a folder a piece at a time (ranges, conditional requests).
 //! - [`proxy`]: a reverse proxy on a non-blocking outgoing socket the handler waits on itself.
+//! - [`kv`]: an in-memory key-value store that every worker shares (`Arc<Mutex<_>>`).
 //! - [`health`]: `200 ok`, or `503` once the worker is shutting down.
 //! - [`status`]: the server's counters and the executor's profile as JSON.
 //! - [`metrics`]: the same counters, and a request-duration histogram, for Prometheus.
@@ -18,6 +19,7 @@ pub mod echo;
 pub mod files;
 pub mod health;
 pub mod hello;
+pub mod kv;
 pub mod metrics;
 pub mod proxy;
 pub mod sleep;
@@ -35,6 +37,7 @@ pub use echo::Echo;
 pub use files::Files;
 pub use health::Health;
 pub use hello::Hello;
+pub use kv::Kv;
 pub use metrics::Metrics;
 pub use proxy::Proxy;
 pub use sleep::Sleep;
@@ -59,6 +62,8 @@ pub struct DemoOptions {
     pub upstream_timeout: Duration,
     /// The pool `/blocking` runs its work on (one for the whole server).
     pub pool: Arc<ThreadPool>,
+    /// The store `/kv/` serves (one for the whole server).
+    pub kv: kv::Store,
 }
 
 impl DemoOptions {
@@ -71,6 +76,7 @@ impl DemoOptions {
             upstream: None,
             upstream_timeout: proxy::TIMEOUT,
             pool,
+            kv: kv::Store::default(),
         }
     }
 }
@@ -86,6 +92,7 @@ impl DemoOptions {
 /// | `/proxy/`   | [`proxy`] to `upstream`                       |
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
+/// | `/kv/`      | [`kv`], one store shared by every worker      |
 /// | `/healthz`  | [`health`]                                    |
 /// | `/_status`  | [`status`]                                    |
 /// | `/metrics`  | [`metrics`]                                   |
@@ -102,6 +109,7 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             )
             .mount("/sleep", Sleep)
             .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
+            .mount("/kv", Kv::new(Arc::clone(&options.kv)))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))
             .exact(
                 "/_status",
