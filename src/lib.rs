@@ -33,6 +33,7 @@ pub mod pid_file;
 pub mod pool;
 pub mod response;
 pub mod restart;
+pub mod serve;
 pub mod server;
 pub mod service;
 pub mod shutdown;
@@ -42,3 +43,5 @@ pub mod stats;
 mod sys;
 pub mod units;
 pub mod ws;
+
+pub use serve::serve;

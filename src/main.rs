@@ -20,7 +20,7 @@ use asycamore::middleware::access_log::{LineFormat, LogFormat, LogWriter};
 use asycamore::middleware::{AccessLog, Router};
 use asycamore::pid_file::PidFile;
 use asycamore::pool::{self, ThreadPool};
-use asycamore::restart::{self, Inherited, Restarter};
+use asycamore::restart::{self, Inherited};
 use asycamore::server::{self, PollerKind, Server, ServerOptions};
 use asycamore::service::App;
 use asycamore::signal;
@@ -407,88 +407,72 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
         })
         .transpose()?;
     let parent = inherited.as_ref().and_then(|i| i.parent);
-    let mut server = match inherited {
+    let server = match inherited {
         Some(inherited) => Server::from_listeners(inherited.tcp, inherited.unix, options)
             .map_err(|e| format!("cannot serve on the inherited listeners: {e}"))?,
         None => Server::bind(options).map_err(|e| format!("cannot listen on {e}"))?,
     };
-    let restarter = match Restarter::new(server.listener_fds(), args.quiet) {
-        Ok(restarter) => Some(restarter),
-        Err(e) => {
-            eprintln!("asycamore: SIGUSR2 will not restart: cannot copy the listeners: {e}");
-            None
-        }
-    };
-    let successor = restarter.as_ref().map(Restarter::successor);
-    let socket_files = server.take_socket_files();
-    signal::spawn_signal_thread(signal::Actions {
-        shutdown: server.shutdown_handle(),
-        reopen_logs: log.as_ref().map(|log| {
-            let reopener = log.reopener();
-            Box::new(move || reopener.reopen()) as Box<dyn FnMut() + Send>
-        }),
-        restart: restarter,
-        quiet: args.quiet,
-    })
-    .map_err(|e| format!("cannot start the signal thread: {e}"))?;
     let urls: Vec<String> = server
         .local_addrs()
         .iter()
         .map(|a| format!("http://{a}"))
         .chain(
-            socket_files
+            server
+                .socket_paths()
                 .iter()
-                .map(|f| format!("unix:{}", f.path().display())),
+                .map(|p| format!("unix:{}", p.display())),
         )
         .collect();
     let name = args.app.clone();
     let demo = demo_options(args)?;
     let channel = log.as_ref().map(LogWriter::channel);
     let mut pid_file = None;
-    let reports = server.run_and_notify(
-        move |worker| {
-            let app = match app_named(name.as_deref()) {
-                Ok(Some(app)) => app,
-                _ => apps::demo(&demo, worker),
-            };
-            match &channel {
-                Some(channel) => Rc::new(AccessLog::new(app, channel.clone())),
-                None => app,
-            }
-        },
-        || {
-            // Serving now: say so, then (after a restart) let the old process drain.
-            if let Some(path) = &args.pid_file {
-                match PidFile::write(path) {
-                    Ok(file) => pid_file = Some(file),
-                    Err(e) => eprintln!("asycamore: cannot write {}: {e}", path.display()),
-                }
-            }
-            if !args.quiet {
-                eprintln!(
-                    "asycamore: pid {} serving on {} with {workers} worker(s)",
-                    std::process::id(),
-                    urls.join(", ")
-                );
-            }
-            if let Some(parent) = parent {
-                match restart::take_over(parent) {
-                    Ok(true) if !args.quiet => {
-                        eprintln!("asycamore: took over from pid {parent}, which now drains");
-                    }
-                    Ok(_) => {}
-                    Err(e) => eprintln!("asycamore: cannot tell pid {parent} to drain: {e}"),
-                }
-            }
-        },
-    );
-    // A socket file is removed when the server is done with it, unless a restarted process
-    // serves on it now (it removes the file when it is done).
-    if !successor.is_some_and(|s| s.running()) {
-        for file in socket_files {
-            file.remove();
+    let reopen_logs = log.as_ref().map(|log| {
+        let reopener = log.reopener();
+        Box::new(move || reopener.reopen()) as Box<dyn FnMut() + Send>
+    });
+    let make_app = move |worker: &asycamore::server::Worker| -> Rc<dyn App> {
+        let app = match app_named(name.as_deref()) {
+            Ok(Some(app)) => app,
+            _ => apps::demo(&demo, worker),
+        };
+        match &channel {
+            Some(channel) => Rc::new(AccessLog::new(app, channel.clone())),
+            None => app,
         }
-    }
+    };
+    let serving = || {
+        // Serving now: say so, then (after a restart) let the old process drain.
+        if let Some(path) = &args.pid_file {
+            match PidFile::write(path) {
+                Ok(file) => pid_file = Some(file),
+                Err(e) => eprintln!("asycamore: cannot write {}: {e}", path.display()),
+            }
+        }
+        if !args.quiet {
+            eprintln!(
+                "asycamore: pid {} serving on {} with {workers} worker(s)",
+                std::process::id(),
+                urls.join(", ")
+            );
+        }
+        if let Some(parent) = parent {
+            match restart::take_over(parent) {
+                Ok(true) if !args.quiet => {
+                    eprintln!("asycamore: took over from pid {parent}, which now drains");
+                }
+                Ok(_) => {}
+                Err(e) => eprintln!("asycamore: cannot tell pid {parent} to drain: {e}"),
+            }
+        }
+    };
+    let extras = asycamore::serve::Extras {
+        reopen_logs,
+        restart: true,
+        quiet: args.quiet,
+        serving,
+    };
+    let reports = asycamore::serve::run(server, make_app, extras);
     let reports = reports.map_err(|e| format!("server failed: {e}"))?;
     // Every worker has returned and handed off its last lines: write them before exiting.
     if let Some(log) = log {
