@@ -39,6 +39,95 @@
 //!     }
 //! }
 //! ```
+//!
+//! ## Composing waits, and a three-route app
+//!
+//! Waits nest: a handler keeps a [`Timer`], a pool call's [`Pending`](crate::pool::Pending) or
+//! [`Exchange::write_all`]'s count in one of its states and polls it, as a generator delegates with
+//! `yield from`. A "slow lookup" — wait 100 ms, then do blocking work on the pool — is one enum
+//! and one `match`:
+//!
+//! ```
+//! use std::rc::Rc;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use asycamore::executor::{Cx, Step};
+//! use asycamore::middleware::{Methods, Router};
+//! use asycamore::pool::{Pending, ThreadPool};
+//! use asycamore::service::{App, Environ, Exchange, Handler, Reply, Timer, from_fn};
+//!
+//! struct SlowLookup {
+//!     pool: Arc<ThreadPool>,
+//!     key: String,
+//!     state: Lookup,
+//! }
+//!
+//! enum Lookup {
+//!     Start,                   // nothing done yet
+//!     Sleeping(Timer),         // waiting for the timer
+//!     Looking(Pending<String>), // waiting for the pool thread
+//! }
+//!
+//! impl Handler for SlowLookup {
+//!     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
+//!         loop {
+//!             match &self.state {
+//!                 Lookup::Start => {
+//!                     self.state = Lookup::Sleeping(Timer::after(Duration::from_millis(100), cx));
+//!                 }
+//!                 Lookup::Sleeping(timer) => {
+//!                     if let Step::WouldBlock = timer.poll(cx) {
+//!                         return Step::WouldBlock;
+//!                     }
+//!                     let key = self.key.clone();
+//!                     match self.pool.call(move || format!("value of {key}\n"), cx) {
+//!                         Ok(pending) => self.state = Lookup::Looking(pending),
+//!                         Err(full) => {
+//!                             ex.fail(503, &full.to_string());
+//!                             return Step::Ready(());
+//!                         }
+//!                     }
+//!                 }
+//!                 Lookup::Looking(pending) => {
+//!                     let Step::Ready(result) = pending.poll(cx) else {
+//!                         return Step::WouldBlock;
+//!                     };
+//!                     match result {
+//!                         Ok(value) => ex.respond(200, &[], value.as_bytes()),
+//!                         Err(_) => ex.fail(500, "the lookup panicked"),
+//!                     }
+//!                     return Step::Ready(());
+//!                 }
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! /// Three routes: a greeting, the slow lookup, and a resource with a handler per method.
+//! fn app(pool: Arc<ThreadPool>) -> Rc<dyn App> {
+//!     let lookup = move |env: &mut Environ<'_>| -> Box<dyn Handler> {
+//!         let key = env.query_value("key").unwrap_or_default().into_owned();
+//!         Box::new(SlowLookup { pool: Arc::clone(&pool), key, state: Lookup::Start })
+//!     };
+//!     Rc::new(
+//!         Router::new()
+//!             .exact("/", from_fn(|_: &mut Environ<'_>| Reply::text(200, "hello\n").boxed()))
+//!             .exact("/lookup", from_fn(lookup))
+//!             .mount(
+//!                 "/things",
+//!                 Methods::new()
+//!                     .get(|env: &mut Environ<'_>| Reply::text(200, env.path_info().into_owned()).boxed())
+//!                     .delete(|_: &mut Environ<'_>| Reply::new(204, &b""[..]).boxed()),
+//!             ),
+//!     )
+//! }
+//! # let pool = Arc::new(ThreadPool::new(1, 4).unwrap());
+//! # let _ = app(pool);
+//! ```
+//!
+//! Each worker calls `app` once (the pool, made before the server runs, is shared by all of them);
+//! [`crate::serve`] runs it from a `main` of your own.
 
 mod environ;
 pub(crate) mod error;
