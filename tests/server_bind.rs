@@ -4,10 +4,10 @@
 mod util;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use util::{free_port, get, send_signal, wait_exit, wait_until};
+use util::{fails, free_port, get, send_signal, wait_exit, wait_until};
 
 /// Runs the binary with `args` (no implicit `--bind`) and waits until every one of `addrs`
 /// accepts.
@@ -40,18 +40,6 @@ fn stop(mut child: Child) {
 /// True if this machine can listen on `[::1]`.
 fn has_ipv6_loopback() -> bool {
     std::net::TcpListener::bind("[::1]:0").is_ok()
-}
-
-#[track_caller]
-fn fails(args: &[&str]) -> String {
-    let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_asycamore"))
-        .args(args)
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&stderr).into_owned();
-    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    err
 }
 
 #[test]

@@ -11,14 +11,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
 use asycamore::executor::{Cx, Step};
 use asycamore::server::{Server, ServerOptions};
 use asycamore::service::{App, Environ, Exchange, Handler};
-use util::{get, lines_of, scratch_dir, send_signal, wait_exit, wait_until};
+use util::{fails, get, lines_of, scratch_dir, send_signal, wait_exit, wait_until};
 
 /// A server this test started, killed if the test fails before stopping it (so a failed test
 /// leaves no process behind holding the test harness's output open).
@@ -61,19 +61,6 @@ fn start(args: &[&str], socket: &Path) -> Running {
         UnixStream::connect(socket).is_ok()
     });
     Running(child)
-}
-
-/// The binary with `args` fails as a command line should: one line, exit 2.
-#[track_caller]
-fn fails(args: &[&str]) -> String {
-    let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_asycamore"))
-        .args(args)
-        .output()
-        .expect("run");
-    let err = String::from_utf8_lossy(&stderr).into_owned();
-    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-    err
 }
 
 /// One request on a new connection to `socket`; the whole reply (the request says close).

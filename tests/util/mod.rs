@@ -444,3 +444,17 @@ pub fn tool(tool: &str, install: &str) -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// Runs the binary with `args` and checks it fails as a command line should: one line on
+/// standard error, exit status 2. Returns that line.
+#[track_caller]
+pub fn fails(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_asycamore"))
+        .args(args)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    err
+}
