@@ -127,7 +127,7 @@
 //! ```
 //!
 //! Each worker calls `app` once (the pool, made before the server runs, is shared by all of them);
-//! [`crate::serve`] runs it from a `main` of your own.
+//! [`crate::serve()`] runs it from a `main` of your own.
 
 mod environ;
 pub(crate) mod error;
