@@ -1,0 +1,96 @@
+//! README's "Writing an app" walks through `src/apps/sleep.rs` in code blocks. They are cut
+//! from the file (fragments, with the documentation left out), so they cannot be compiled as
+//! they stand; this test keeps them from drifting from the code that is compiled: every token of
+//! the walkthrough's blocks, in order, must appear in that order in the source file (comments
+//! aside). A renamed state, a changed call or a reordered step in either fails it.
+
+/// Tokens of Rust source: identifiers and numbers whole, every other visible character alone,
+/// `//` comments (doc comments too) dropped.
+fn tokens(source: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in source.lines() {
+        let code = match line.find("//") {
+            // A `//` inside a string literal would be cut too; the sleep app has none.
+            Some(at) => &line[..at],
+            None => line,
+        };
+        let mut word = String::new();
+        for c in code.chars() {
+            if c.is_alphanumeric() || c == '_' {
+                word.push(c);
+                continue;
+            }
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            if !c.is_whitespace() {
+                out.push(c.to_string());
+            }
+        }
+        if !word.is_empty() {
+            out.push(word);
+        }
+    }
+    out
+}
+
+/// The `rust` code blocks of the README section headed `heading`, concatenated.
+fn rust_blocks(readme: &str, heading: &str) -> String {
+    let section = readme
+        .split("\n## ")
+        .find(|s| s.starts_with(heading))
+        .expect("the section");
+    let mut code = String::new();
+    let mut inside = false;
+    for line in section.lines() {
+        if line.starts_with("```") {
+            inside = !inside && line == "```rust";
+            continue;
+        }
+        if inside {
+            code.push_str(line);
+            code.push('\n');
+        }
+    }
+    code
+}
+
+/// The first token of `part` that is not found, in order, in `whole`.
+fn first_missing<'a>(part: &'a [String], whole: &[String]) -> Option<(usize, &'a str)> {
+    let mut rest = whole.iter();
+    for (i, token) in part.iter().enumerate() {
+        if !rest.any(|t| t == token) {
+            return Some((i, token));
+        }
+    }
+    None
+}
+
+#[test]
+fn the_sleep_walkthrough_follows_the_source_in_order() {
+    let readme = include_str!("../README.md");
+    let walkthrough = tokens(&rust_blocks(readme, "Writing an app"));
+    assert!(
+        walkthrough.len() > 100,
+        "the walkthrough's blocks were found"
+    );
+    let source = tokens(include_str!("../src/apps/sleep.rs"));
+    if let Some((at, token)) = first_missing(&walkthrough, &source) {
+        let context = walkthrough[at.saturating_sub(8)..=at].join(" ");
+        panic!(
+            "README's walkthrough has {token:?} (after: {context}) where src/apps/sleep.rs does not"
+        );
+    }
+}
+
+#[test]
+fn the_check_catches_a_change() {
+    let source = tokens("fn a() { let timer = Timer::after(d, cx); }");
+    assert_eq!(
+        first_missing(&tokens("let timer = Timer::after(d, cx);"), &source),
+        None
+    );
+    // A renamed call, and the same tokens out of order.
+    assert!(first_missing(&tokens("let timer = Timer::at(d);"), &source).is_some());
+    assert!(first_missing(&tokens("cx, d"), &source).is_some());
+}
