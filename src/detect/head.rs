@@ -694,16 +694,8 @@ fn record_fields(
     parsed: &[httparse::Header<'_>],
     head: &mut RequestHead,
 ) -> Result<(), HeadError> {
-    let base = buf.as_ptr() as usize;
-    // httparse hands out subslices of `buf`: their addresses minus the buffer's are the offsets
-    // we keep.
-    let span = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        Span {
-            start,
-            end: start + s.len(),
-        }
-    };
+    // httparse hands out subslices of `buf`: where they lie in it are the offsets we keep.
+    let span = |s: &[u8]| Span::within(buf, s);
     head.fields.reserve(parsed.len());
     for h in parsed {
         let value = span(h.value);

@@ -187,14 +187,7 @@ fn parse(buf: &[u8], head: &mut ResponseHead, request_was_head: bool) -> Result<
     head.fields.clear();
     let (mut length, mut chunked, mut coded, mut close, mut keep_alive) =
         (None, false, false, false, false);
-    let base = buf.as_ptr() as usize;
-    let span = |s: &[u8]| {
-        let start = s.as_ptr() as usize - base;
-        Span {
-            start,
-            end: start + s.len(),
-        }
-    };
+    let span = |s: &[u8]| Span::within(buf, s);
     for field in response.headers.iter() {
         let (name, value) = (field.name.as_bytes(), field.value.trim_ascii());
         if std::str::from_utf8(value).is_err() {

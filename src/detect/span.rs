@@ -13,6 +13,17 @@ pub(crate) struct Span {
 }
 
 impl Span {
+    /// Where `part`, a subslice of `buf` (as httparse hands them out), lies in `buf`: its address
+    /// minus the buffer's.
+    #[inline]
+    pub(crate) fn within(buf: &[u8], part: &[u8]) -> Span {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        Span {
+            start,
+            end: start + part.len(),
+        }
+    }
+
     /// The bytes of `buf` this span covers, or nothing if `buf` is too short (a caller passed the
     /// wrong buffer: a wrong answer, but never a panic).
     #[inline]

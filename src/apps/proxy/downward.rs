@@ -116,21 +116,15 @@ impl Downward {
                 buf,
                 relay,
                 held,
-                sent,
+                mut sent,
                 trailers,
                 ended,
                 reusable,
-            } if sent < held.len() => match ex.write(&held[sent..], cx) {
-                Ok(Step::Ready(n)) => Ok(Next::Go(Downward::Body {
-                    buf,
-                    relay,
-                    held,
-                    sent: sent + n,
-                    trailers,
-                    ended,
-                    reusable,
-                })),
-                Ok(Step::WouldBlock) => Ok(Next::Wait(Downward::Body {
+            } if sent < held.len() => {
+                let step = ex
+                    .write_all(&held, &mut sent, cx)
+                    .map_err(|_| ProxyError::ClientGone)?;
+                let body = Downward::Body {
                     buf,
                     relay,
                     held,
@@ -138,9 +132,12 @@ impl Downward {
                     trailers,
                     ended,
                     reusable,
-                })),
-                Err(_) => Err(ProxyError::ClientGone),
-            },
+                };
+                Ok(match step {
+                    Step::Ready(()) => Next::Go(body),
+                    Step::WouldBlock => Next::Wait(body),
+                })
+            }
             Downward::Body {
                 buf,
                 trailers,
