@@ -110,6 +110,15 @@ pub(crate) fn is_reg_name_byte(b: u8) -> bool {
     is(b, class::REG_NAME)
 }
 
+/// True if every byte of `s` is `unreserved / sub-delims` (a `reg-name` without `%`).
+///
+/// One AND a byte into an accumulator and one test at the end, instead of a test and a branch
+/// per byte: a host name is checked in about two instructions a byte.
+#[inline]
+pub(crate) fn all_reg_name_bytes(s: &[u8]) -> bool {
+    s.iter().fold(u8::MAX, |all, &b| all & CLASS[b as usize]) & class::REG_NAME != 0
+}
+
 /// True if `b` is a URI scheme byte other than the first (RFC 3986 §3.1).
 #[inline]
 pub(crate) fn is_scheme_byte(b: u8) -> bool {

@@ -17,7 +17,7 @@
 //! Only syntax is decided here; which forms a method may use is the head parser's rule. Every
 //! check is a byte loop over the class table in [`super::syntax`]; nothing allocates.
 
-use super::syntax::{is_hexdig, is_reg_name_byte, is_scheme_byte};
+use super::syntax::{all_reg_name_bytes, is_hexdig, is_reg_name_byte, is_scheme_byte};
 
 /// The form of a request-target (RFC 9112 §3.2), from
 /// [`RequestHead::target_form`](super::RequestHead::target_form).
@@ -87,17 +87,23 @@ pub(crate) fn is_host(value: &[u8]) -> bool {
 ///
 /// An `IPv4address` needs no check of its own: its bytes are all `reg-name` bytes, so every
 /// dotted quad, valid or not (`999.1.1.1`), is a valid `reg-name`.
+#[inline(always)]
 fn split_host_port(s: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     let host_len = if let [b'[', rest @ ..] = s {
-        // RFC 3986 §3.2.2: an IP-literal is the only host that may contain ':', so it is
-        // bracketed.
-        let close = memchr::memchr(b']', rest)?;
-        if !is_ip_literal(&rest[..close]) {
-            return None;
-        }
-        close + 2
+        ip_literal_len(rest)?
     } else {
-        reg_name_len(s)?
+        // A `reg-name` has no `:`, so a port, if there is one, follows the last. Most values
+        // are a plain name with no port: one pass over them answers; the others look for the
+        // colon from the end, where it is near (memrchr costs more than that on a short value).
+        if all_reg_name_bytes(s) {
+            s.len()
+        } else {
+            let host_len = s.iter().rposition(|&b| b == b':').unwrap_or(s.len());
+            if !is_reg_name(&s[..host_len]) {
+                return None;
+            }
+            host_len
+        }
     };
     let (host, rest) = s.split_at(host_len);
     match rest {
@@ -107,29 +113,32 @@ fn split_host_port(s: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
     }
 }
 
-/// The length of the `reg-name` at the start of `s` (RFC 3986 §3.2.2): it ends at the end of `s`
-/// or at a `:`. `None` if a byte before that is not a `reg-name` byte or a `%` is not followed by
-/// two hex digits.
+/// The length of the bracketed IP-literal that starts a host, `[` included, given the bytes after
+/// the `[`; `None` if it is not one. RFC 3986 §3.2.2: an IP-literal is the only host that may
+/// contain `:`, so it is bracketed. Rare, so kept out of the inlined common path.
+#[cold]
+fn ip_literal_len(rest: &[u8]) -> Option<usize> {
+    let close = memchr::memchr(b']', rest)?;
+    is_ip_literal(&rest[..close]).then_some(close + 2)
+}
+
+/// True if `s` is a `reg-name` (RFC 3986 §3.2.2): `unreserved / sub-delims / pct-encoded`.
 #[inline]
-fn reg_name_len(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
+fn is_reg_name(s: &[u8]) -> bool {
+    // Host names are plain bytes (`localhost`, `10.0.0.1`, `www.example.com`): one pass with no
+    // branch per byte answers them; only a name with a `%` (or a bad byte) takes the second.
+    all_reg_name_bytes(s) || is_pct_reg_name(s)
+}
+
+/// The exact `reg-name` check, byte by byte, for a name with a `%` in it: each `%` must be
+/// followed by two hex digits (RFC 3986 §2.1).
+fn is_pct_reg_name(mut s: &[u8]) -> bool {
     loop {
-        // Runs of plain `reg-name` bytes are the common case (`localhost`, `10.0.0.1`): one
-        // table lookup a byte, then a look at the byte that ended the run.
-        // Eight bytes at a time while they are all plain (no branch per byte), then byte by byte.
-        i += s[i..]
-            .chunks_exact(8)
-            .take_while(|chunk| chunk.iter().fold(true, |all, &b| all & is_reg_name_byte(b)))
-            .count()
-            * 8;
-        i += s[i..]
-            .iter()
-            .position(|&b| !is_reg_name_byte(b))
-            .unwrap_or(s.len() - i);
-        match s.get(i) {
-            None | Some(b':') => return Some(i),
-            Some(b'%') if is_pct_tail(&s[i + 1..]) => i += 3,
-            Some(_) => return None,
+        match s {
+            [] => return true,
+            [b'%', rest @ ..] if is_pct_tail(rest) => s = &rest[2..],
+            [b, rest @ ..] if is_reg_name_byte(*b) => s = rest,
+            _ => return false,
         }
     }
 }
