@@ -145,7 +145,7 @@ impl ThreadPool {
         let slot = Arc::new(Mutex::new(None));
         let filled = Arc::clone(&slot);
         self.execute(Box::new(move || {
-            let result = catch_unwind(AssertUnwindSafe(work)).map_err(|_| Panicked);
+            let result = catch_unwind(AssertUnwindSafe(work)).map_err(|_| CallError::Panicked);
             *filled.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
             // After the slot is filled, so the woken task finds the result.
             waker.wake();
@@ -155,56 +155,49 @@ impl ThreadPool {
 
     /// Runs `work` on a pool thread for the task `cx` belongs to: [`ThreadPool::submit`] with
     /// the task's own waker. Keep the [`Pending`] in the handler's state and
-    /// [`poll`](Pending::poll) it — right away and on every resume — until it is `Ready`.
+    /// [`poll`](Pending::poll) it — right away and on every resume — until it is `Ready`. A full
+    /// queue is not an error here but the result the `Pending` holds from the start
+    /// ([`CallError::QueueFull`]), so a handler has one place that handles both failures.
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use asycamore::executor::{Cx, Step};
+    /// use asycamore::executor::{Cx, Step, ready};
     /// use asycamore::pool::{Pending, ThreadPool};
     /// use asycamore::service::{Exchange, Handler};
     ///
     /// /// Answers with a sum computed on the pool.
     /// enum Sum {
-    ///     Start(Arc<ThreadPool>),
-    ///     Waiting(Pending<u64>),
+    ///     Start(Arc<ThreadPool>), // not submitted yet
+    ///     Waiting(Pending<u64>),  // a pool thread is adding
     /// }
     ///
     /// impl Handler for Sum {
     ///     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
     ///         loop {
-    ///             match self {
-    ///                 Sum::Start(pool) => match pool.call(|| (1..=1_000_000u64).sum(), cx) {
-    ///                     Ok(pending) => *self = Sum::Waiting(pending),
-    ///                     Err(full) => {
-    ///                         ex.fail(503, &full.to_string());
-    ///                         return Step::Ready(());
-    ///                     }
-    ///                 },
+    ///             *self = match self {
+    ///                 Sum::Start(pool) => Sum::Waiting(pool.call(|| (1..=1_000_000u64).sum(), cx)),
     ///                 Sum::Waiting(pending) => {
-    ///                     let Step::Ready(result) = pending.poll(cx) else {
-    ///                         return Step::WouldBlock;
-    ///                     };
-    ///                     match result {
+    ///                     match ready!(pending.poll(cx)) {
     ///                         Ok(sum) => ex.respond(200, &[], sum.to_string().as_bytes()),
-    ///                         Err(_) => ex.fail(500, "the work panicked"),
+    ///                         Err(e) => ex.fail(e.status(), &e.to_string()),
     ///                     }
     ///                     return Step::Ready(());
     ///                 }
-    ///             }
+    ///             };
     ///         }
     ///     }
     /// }
     /// # let _ = Sum::Start(Arc::new(ThreadPool::new(1, 1).unwrap()));
     /// ```
-    ///
-    /// # Errors
-    /// [`QueueFull`], as [`ThreadPool::execute`].
-    pub fn call<T, F>(&self, work: F, cx: &Cx<'_>) -> Result<Pending<T>, QueueFull>
+    pub fn call<T, F>(&self, work: F, cx: &Cx<'_>) -> Pending<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
         self.submit(work, cx.waker())
+            .unwrap_or_else(|QueueFull| Pending {
+                slot: Arc::new(Mutex::new(Some(Err(CallError::QueueFull)))),
+            })
     }
 
     /// Jobs waiting for a thread now.
@@ -247,20 +240,47 @@ fn run(shared: &Shared) {
     }
 }
 
-/// The work panicked.
+/// Why a [`Pending`] has no value for its work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Panicked;
+pub enum CallError {
+    /// The queue was full when [`ThreadPool::call`] was made: the work never ran.
+    QueueFull,
+    /// The work panicked (the pool thread caught it and lives on).
+    Panicked,
+}
+
+impl CallError {
+    /// The status to answer with: 503 for a full queue, the server being busy for now (RFC 9110
+    /// §15.6.4); 500 for work that panicked (§15.6.1).
+    pub fn status(self) -> u16 {
+        match self {
+            CallError::QueueFull => 503,
+            CallError::Panicked => 500,
+        }
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::QueueFull => fmt::Display::fmt(&QueueFull, f),
+            CallError::Panicked => f.write_str("the work panicked"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
 
 /// The result of submitted work, once a pool thread has put it there.
 #[derive(Debug)]
 pub struct Pending<T> {
-    slot: Arc<Mutex<Option<Result<T, Panicked>>>>,
+    slot: Arc<Mutex<Option<Result<T, CallError>>>>,
 }
 
 impl<T> Pending<T> {
     /// The result if the work has finished (then the slot is empty again), else `None`: a
     /// handler resumed early (by some other wake) waits again.
-    pub fn take(&self) -> Option<Result<T, Panicked>> {
+    pub fn take(&self) -> Option<Result<T, CallError>> {
         self.slot
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -270,7 +290,7 @@ impl<T> Pending<T> {
     /// The result once the work has finished; until then asks `cx` to resume the task at the
     /// pool thread's wake and answers `WouldBlock` (return it from the handler). For work
     /// started with [`ThreadPool::call`] from the same task.
-    pub fn poll(&self, cx: &mut Cx<'_>) -> Step<Result<T, Panicked>> {
+    pub fn poll(&self, cx: &mut Cx<'_>) -> Step<Result<T, CallError>> {
         match self.take() {
             Some(result) => Step::Ready(result),
             None => {

@@ -77,6 +77,31 @@ impl<T> Step<T> {
     }
 }
 
+/// The value of a [`Step::Ready`], or else `return Step::WouldBlock` from the enclosing function
+/// (which returns a `Step`): a generator's `v = yield from inner`, spelled as one expression.
+/// The inner coroutine has already registered its wait in [`Cx`], so passing its `WouldBlock` up
+/// is all there is to do.
+///
+/// ```
+/// use asycamore_executor::{Step, ready};
+///
+/// fn doubled(inner: Step<u32>) -> Step<u32> {
+///     let v = ready!(inner);
+///     Step::Ready(v * 2)
+/// }
+/// assert_eq!(doubled(Step::Ready(21)), Step::Ready(42));
+/// assert_eq!(doubled(Step::WouldBlock), Step::WouldBlock);
+/// ```
+#[macro_export]
+macro_rules! ready {
+    ($step:expr) => {
+        match $step {
+            $crate::Step::Ready(value) => value,
+            $crate::Step::WouldBlock => return $crate::Step::WouldBlock,
+        }
+    };
+}
+
 /// What one step of a state machine tells the loop that drives it: go on at once in the next
 /// state, or wait in it, having registered in [`Cx`] what wakes it. The connection, the echo
 /// connection and the demo proxy spell their state loops with it; a step that takes the state

@@ -8,18 +8,19 @@
 //! fills the handler's [`Pending`] slot and wakes the task; the executor's poll returns (the waker
 //! writes to its eventfd), the connection resumes the handler, and the handler takes the result.
 //!
-//! When the pool's queue is full the handler answers `503` at once, with `Retry-After`: better a
-//! quick "not now" than a request queued behind work that will take minutes.
+//! When the pool's queue is full the `Pending` holds [`CallError::QueueFull`] from the start, and
+//! the handler answers `503` on its first poll, with `Retry-After`: better a quick "not now" than a
+//! request queued behind work that will take minutes.
 //!
 //! [`Waker`]: asycamore_executor::Waker
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use asycamore_executor::{Cx, Step};
+use asycamore_executor::{Cx, Step, ready};
 
 use crate::apps::sleep::{MAX_SLEEP_MS, milliseconds};
-use crate::pool::{Pending, ThreadPool};
+use crate::pool::{CallError, Pending, ThreadPool};
 use crate::service::{App, Environ, Exchange, Handler, Method};
 
 /// The `blocking` application: a handle on the shared pool.
@@ -40,7 +41,7 @@ impl Blocking {
 pub enum BlockingHandler {
     /// Not submitted yet.
     Start(Arc<ThreadPool>),
-    /// Submitted: a pool thread fills `result` and wakes the task.
+    /// Submitted (or refused by a full queue): a pool thread fills `result` and wakes the task.
     Waiting {
         /// Where the pool thread puts what the work returned.
         result: Pending<u64>,
@@ -74,28 +75,14 @@ impl Handler for BlockingHandler {
                         std::thread::sleep(Duration::from_millis(ms));
                         ms
                     };
-                    match pool.call(work, cx) {
-                        Ok(result) => *self = BlockingHandler::Waiting { result },
-                        Err(full) => {
-                            ex.respond(
-                                503,
-                                &[
-                                    ("Content-Type", "text/plain; charset=utf-8"),
-                                    ("Retry-After", "1"),
-                                ],
-                                format!("{full}; try again later\n").as_bytes(),
-                            );
-                            return Step::Ready(());
-                        }
-                    }
+                    *self = BlockingHandler::Waiting {
+                        result: pool.call(work, cx),
+                    };
                 }
                 // Resumed by the pool thread's wake, or for another reason (a shutdown wake,
                 // say) while the work still runs: then `poll` waits again.
                 BlockingHandler::Waiting { result } => {
-                    let Step::Ready(result) = result.poll(cx) else {
-                        return Step::WouldBlock;
-                    };
-                    match result {
+                    match ready!(result.poll(cx)) {
                         Ok(ms) => {
                             let body = format!("slept {ms} ms on the pool\n");
                             ex.respond(
@@ -104,7 +91,16 @@ impl Handler for BlockingHandler {
                                 body.as_bytes(),
                             );
                         }
-                        Err(_) => ex.fail(500, "the blocking work panicked"),
+                        // RFC 9110 §10.2.3: say when to come back.
+                        Err(full @ CallError::QueueFull) => ex.respond(
+                            503,
+                            &[
+                                ("Content-Type", "text/plain; charset=utf-8"),
+                                ("Retry-After", "1"),
+                            ],
+                            format!("{full}; try again later\n").as_bytes(),
+                        ),
+                        Err(CallError::Panicked) => ex.fail(500, "the blocking work panicked"),
                     }
                     return Step::Ready(());
                 }

@@ -73,6 +73,9 @@
 //! bounds is complete: a megabyte request line with no CRLF fails with 414 once
 //! [`Limits::max_request_line`] bytes have arrived, and a body larger than
 //! [`Limits::max_request_body`] fails with 413 before its first byte is handed out.
+//!
+//! [`Step::Ready`]: crate::executor::Step::Ready
+//! [`Step::WouldBlock`]: crate::executor::Step::WouldBlock
 
 mod body;
 mod chunked;
@@ -87,7 +90,6 @@ pub(crate) mod syntax;
 mod uri;
 mod version;
 
-pub use crate::executor::Step;
 pub use body::BodyDecoder;
 pub use chunked::{ChunkedDecoder, ChunkedState, ExtensionPart};
 pub use error::{BodyError, ChunkedError, Error, HeadError};

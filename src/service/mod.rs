@@ -44,15 +44,16 @@
 //!
 //! Waits nest: a handler keeps a [`Timer`], a pool call's [`Pending`](crate::pool::Pending) or
 //! [`Exchange::write_all`]'s count in one of its states and polls it, as a generator delegates with
-//! `yield from`. A "slow lookup" — wait 100 ms, then do blocking work on the pool — is one enum
-//! and one `match`:
+//! `yield from`; [`ready!`](crate::executor::ready) is that `yield from` as one expression (the
+//! value, or pass the inner `WouldBlock` up). A "slow lookup" — wait 100 ms, then do blocking work
+//! on the pool — is one enum and one `match`, 28 lines:
 //!
 //! ```
 //! use std::rc::Rc;
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use asycamore::executor::{Cx, Step};
+//! use asycamore::executor::{Cx, Step, ready};
 //! use asycamore::middleware::{Methods, Router};
 //! use asycamore::pool::{Pending, ThreadPool};
 //! use asycamore::service::{App, Environ, Exchange, Handler, Reply, Timer, from_fn};
@@ -72,34 +73,21 @@
 //! impl Handler for SlowLookup {
 //!     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
 //!         loop {
-//!             match &self.state {
-//!                 Lookup::Start => {
-//!                     self.state = Lookup::Sleeping(Timer::after(Duration::from_millis(100), cx));
-//!                 }
+//!             self.state = match &self.state {
+//!                 Lookup::Start => Lookup::Sleeping(Timer::after(Duration::from_millis(100), cx)),
 //!                 Lookup::Sleeping(timer) => {
-//!                     if let Step::WouldBlock = timer.poll(cx) {
-//!                         return Step::WouldBlock;
-//!                     }
+//!                     ready!(timer.poll(cx));
 //!                     let key = self.key.clone();
-//!                     match self.pool.call(move || format!("value of {key}\n"), cx) {
-//!                         Ok(pending) => self.state = Lookup::Looking(pending),
-//!                         Err(full) => {
-//!                             ex.fail(503, &full.to_string());
-//!                             return Step::Ready(());
-//!                         }
-//!                     }
+//!                     Lookup::Looking(self.pool.call(move || format!("value of {key}\n"), cx))
 //!                 }
 //!                 Lookup::Looking(pending) => {
-//!                     let Step::Ready(result) = pending.poll(cx) else {
-//!                         return Step::WouldBlock;
-//!                     };
-//!                     match result {
+//!                     match ready!(pending.poll(cx)) {
 //!                         Ok(value) => ex.respond(200, &[], value.as_bytes()),
-//!                         Err(_) => ex.fail(500, "the lookup panicked"),
+//!                         Err(e) => ex.fail(e.status(), &e.to_string()),
 //!                     }
 //!                     return Step::Ready(());
 //!                 }
-//!             }
+//!             };
 //!         }
 //!     }
 //! }

@@ -42,8 +42,9 @@
 //!    unsent part of the frame if none of it has been flushed, else close without a close frame.
 //!
 //! ```
+//! use asycamore::executor::Step;
 //! use asycamore::ws::{
-//!     CloseCode, MessageDecoder, MessageEvent, Opcode, Step, write_close, write_close_empty,
+//!     CloseCode, MessageDecoder, MessageEvent, Opcode, write_close, write_close_empty,
 //!     write_frame, write_frame_masked, write_header, write_pong,
 //! };
 //!
@@ -98,6 +99,9 @@
 //! write_close(&mut expected, CloseCode::NORMAL, "");
 //! assert_eq!(out, expected);
 //! ```
+//!
+//! [`Step::Ready`]: crate::executor::Step::Ready
+//! [`Step::WouldBlock`]: crate::executor::Step::WouldBlock
 
 pub mod base64;
 mod encode;
@@ -107,7 +111,6 @@ mod message;
 pub mod sha1;
 mod utf8;
 
-pub use crate::executor::Step;
 pub use encode::{
     header_len, write_close, write_close_empty, write_frame, write_frame_masked, write_header,
     write_header_masked, write_ping, write_pong,

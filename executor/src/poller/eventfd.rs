@@ -9,7 +9,7 @@ use super::{Interest, Poller};
 use crate::sys;
 use crate::wake::Notify;
 
-/// An `eventfd(2)` used to interrupt [`PollPoller::poll`] from another thread.
+/// An `eventfd(2)` used to interrupt [`PollPoller::poll`](super::PollPoller::poll) from another thread.
 #[derive(Debug)]
 pub struct EventFd {
     fd: OwnedFd,
