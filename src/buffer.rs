@@ -9,8 +9,8 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::Step;
-use asycamore_executor::net::Stream;
+use executor::Step;
+use executor::net::Stream;
 
 /// Initial size of a connection's read buffer, kept by an idle connection. Big enough for a
 /// typical browser head (or a pipelined batch of small ones); it grows (up to the head limit)

@@ -18,7 +18,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
-pub use asycamore_executor as executor;
+/// The executor (the `asycamore-executor` package, whose library is named `executor` so that
+/// compiler messages name its types by this path: `asycamore::executor::Step`).
+pub use ::executor;
 
 pub mod apps;
 pub mod bind;

@@ -27,7 +27,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use asycamore_executor::{Cx, Step, Waker};
+use executor::{Cx, Step, Waker};
 
 /// Default number of pool threads (`--threads`).
 pub const THREADS: usize = 4;

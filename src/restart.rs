@@ -32,8 +32,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use asycamore_executor::net::TcpListener;
-use asycamore_executor::unix::UnixListener;
+use executor::net::TcpListener;
+use executor::unix::UnixListener;
 
 use crate::signal::mask as signal;
 use crate::sys::{self, ListenerFamily, SigSet};

@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 #[cfg(target_os = "linux")]
-use asycamore_executor::EpollPoller;
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::net::{Listener, Options, TcpListener};
-use asycamore_executor::unix::UnixListener;
-use asycamore_executor::{Executor, Poller, Task, Waker};
+use executor::EpollPoller;
+use executor::acceptor::Acceptor;
+use executor::net::{Listener, Options, TcpListener};
+use executor::unix::UnixListener;
+use executor::{Executor, Poller, Task, Waker};
 
 use crate::config::Config;
 use crate::conn::Connection;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Duration;
 
-use asycamore_executor::{Coroutine, Cx, Reason, Step, Waker};
+use executor::{Coroutine, Cx, Reason, Step, Waker};
 
 /// How long an idle keep-alive connection still waits for a request once shutdown has begun,
 /// instead of its keep-alive timeout. Closing it at once would reset a request already on its

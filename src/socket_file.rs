@@ -23,8 +23,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use asycamore_executor::Step;
-use asycamore_executor::unix::{UnixListener, UnixStream};
+use executor::Step;
+use executor::unix::{UnixListener, UnixStream};
 
 /// The mode of a socket file when `--unix-mode` is not given: the owner and the group may
 /// connect (put nginx's user in the server's group), others may not.

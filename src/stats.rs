@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-use asycamore_executor::Stats;
+use executor::Stats;
 
 /// Counters of one worker.
 #[derive(Debug, Default)]

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use argh::FromArgs;
 use asycamore::units::{Bytes, Millis};
 use asycamore_bench::cli::ToolError;
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::echo::Echo;
-use asycamore_executor::net::{Connect, Options, TcpListener, TcpStream};
-use asycamore_executor::{Coroutine, Cx, Executor, Poller, Step, Task};
+use executor::acceptor::Acceptor;
+use executor::echo::Echo;
+use executor::net::{Connect, Options, TcpListener, TcpStream};
+use executor::{Coroutine, Cx, Executor, Poller, Step, Task};
 
 /// Echo round trips over 127.0.0.1, and the cost of one turn of the loop with idle fds.
 #[derive(FromArgs)]
@@ -55,8 +55,8 @@ pub fn run(args: EchoArgs) -> Result<(), ToolError> {
     } else {
         args.idle_fds
     };
-    let limit = asycamore_executor::net::raise_fd_limit()
-        .map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
+    let limit =
+        executor::net::raise_fd_limit().map_err(|e| format!("raising RLIMIT_NOFILE: {e}"))?;
     let run_for = args.millis.get();
     let message = args.message.as_usize();
     if message == 0 || run_for.is_zero() {
@@ -258,7 +258,7 @@ impl Coroutine for Spin {
 /// [`turn_cost`] over `epoll(7)`, where the kernel has it.
 #[cfg(target_os = "linux")]
 fn epoll_turn_cost(k: usize) -> std::io::Result<Option<Duration>> {
-    let executor = Executor::with_poller(asycamore_executor::EpollPoller::new()?)?;
+    let executor = Executor::with_poller(executor::EpollPoller::new()?)?;
     Ok(Some(turn_cost(executor, k)?.0))
 }
 

@@ -7,10 +7,10 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::echo::Echo;
-use asycamore_executor::net::{Options, TcpListener};
-use asycamore_executor::{Executor, Task};
+use executor::acceptor::Acceptor;
+use executor::echo::Echo;
+use executor::net::{Options, TcpListener};
+use executor::{Executor, Task};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()

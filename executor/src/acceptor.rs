@@ -2,7 +2,7 @@
 //! client.
 //!
 //! ```no_run
-//! use asycamore_executor::{Executor, Task, echo::Echo, net::{Options, TcpListener}, acceptor::Acceptor};
+//! use executor::{Executor, Task, echo::Echo, net::{Options, TcpListener}, acceptor::Acceptor};
 //!
 //! let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap(), Options::default())?;
 //! let mut executor = Executor::new()?;

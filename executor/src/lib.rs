@@ -31,7 +31,7 @@
 //!
 //! ```
 //! use std::time::{Duration, Instant};
-//! use asycamore_executor::{Coroutine, Cx, Executor, Step};
+//! use executor::{Coroutine, Cx, Executor, Step};
 //!
 //! /// Sleeps once, then finishes.
 //! enum Sleep {

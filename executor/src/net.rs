@@ -7,7 +7,7 @@
 //! "Would block" is not an error here, so the caller's `match` reads like the coroutine it is in:
 //!
 //! ```no_run
-//! # use asycamore_executor::{Cx, Step, net::TcpStream};
+//! # use executor::{Cx, Step, net::TcpStream};
 //! # use std::os::fd::AsRawFd;
 //! # fn f(stream: &TcpStream, buf: &mut [u8], cx: &mut Cx<'_>) -> std::io::Result<Step<usize>> {
 //! match stream.read(buf)? {

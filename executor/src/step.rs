@@ -20,7 +20,7 @@
 //! trace as a task that went to sleep forever (a bug in the coroutine).
 //!
 //! ```
-//! use asycamore_executor::{Coroutine, Cx, Step};
+//! use executor::{Coroutine, Cx, Step};
 //!
 //! /// Counts to three, yielding to other tasks between numbers.
 //! enum CountToThree {
@@ -83,7 +83,7 @@ impl<T> Step<T> {
 /// is all there is to do.
 ///
 /// ```
-/// use asycamore_executor::{Step, ready};
+/// use executor::{Step, ready};
 ///
 /// fn doubled(inner: Step<u32>) -> Step<u32> {
 ///     let v = ready!(inner);

@@ -12,9 +12,9 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::echo::Echo;
-use asycamore_executor::{Executor, Task};
+use executor::acceptor::Acceptor;
+use executor::echo::Echo;
+use executor::{Executor, Task};
 
 const CHILD: &str = "ASYCAMORE_EXECUTOR_EMFILE_CHILD";
 const TEST_NAME: &str = "the_acceptor_backs_off_on_emfile_and_recovers";

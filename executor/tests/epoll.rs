@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use asycamore_executor::net::TcpStream;
-use asycamore_executor::{Coroutine, Cx, EpollPoller, Executor, Step};
+use executor::net::TcpStream;
+use executor::{Coroutine, Cx, EpollPoller, Executor, Step};
 
 /// Waits readable on a socket; when woken, closes it and, in the same resume, connects a new one
 /// (which gets the closed number) and waits readable on that: the executor sees "the same fd,
@@ -33,7 +33,7 @@ impl Coroutine for Reconnect {
             return Step::Ready(());
         };
         let fd = stream.as_raw_fd();
-        if cx.reason() == asycamore_executor::Reason::Spawned {
+        if cx.reason() == executor::Reason::Spawned {
             cx.wait_readable(fd);
             return Step::WouldBlock;
         }

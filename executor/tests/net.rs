@@ -9,10 +9,10 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::echo::Echo;
-use asycamore_executor::net::{Connect, TcpStream};
-use asycamore_executor::{Coroutine, Cx, Executor, Step, Task};
+use executor::acceptor::Acceptor;
+use executor::echo::Echo;
+use executor::net::{Connect, TcpStream};
+use executor::{Coroutine, Cx, Executor, Step, Task};
 
 /// Bytes each client sends: more than one echo buffer, so echoes come back in pieces.
 const MESSAGE_LEN: usize = 10_000;
@@ -111,7 +111,7 @@ fn echo_server(executor: &mut Executor) -> SocketAddr {
 
 #[test]
 fn echo_serves_500_concurrent_clients_byte_exact() {
-    asycamore_executor::net::raise_fd_limit().expect("raise the descriptor limit");
+    executor::net::raise_fd_limit().expect("raise the descriptor limit");
     let mut executor = Executor::new().unwrap();
     let addr = echo_server(&mut executor);
     let done = Rc::new(Cell::new(0));

@@ -12,9 +12,9 @@ mod util;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use asycamore_executor::net::Stream;
-use asycamore_executor::sim::{Ready, SimPoller};
-use asycamore_executor::{EpollPoller, Executor, PollPoller, Poller, Step, TraceEvent};
+use executor::net::Stream;
+use executor::sim::{Ready, SimPoller};
+use executor::{EpollPoller, Executor, PollPoller, Poller, Step, TraceEvent};
 use util::{
     ByteReader, Counting, Forgetful, IdleTimeout, ReadableOrDeadline, Sleep, WaitForWake, Yielder,
     assert_trace,
@@ -22,7 +22,7 @@ use util::{
 
 const MS: Duration = Duration::from_millis(1);
 
-fn sim(seed: u64) -> (Executor<SimPoller>, asycamore_executor::sim::Sim) {
+fn sim(seed: u64) -> (Executor<SimPoller>, executor::sim::Sim) {
     let poller = SimPoller::new(seed);
     let handle = poller.handle();
     let mut executor = Executor::with_poller(poller).unwrap();

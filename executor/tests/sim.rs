@@ -8,11 +8,11 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
-use asycamore_executor::acceptor::Acceptor;
-use asycamore_executor::echo::Echo;
-use asycamore_executor::net::Stream;
-use asycamore_executor::sim::{Faults, Sim, SimPoller, SimStream};
-use asycamore_executor::{Coroutine, Cx, Executor, Step, Task};
+use executor::acceptor::Acceptor;
+use executor::echo::Echo;
+use executor::net::Stream;
+use executor::sim::{Faults, Sim, SimPoller, SimStream};
+use executor::{Coroutine, Cx, Executor, Step, Task};
 
 /// How each client ended, by client number.
 type Outcomes = Rc<RefCell<Vec<(usize, String)>>>;

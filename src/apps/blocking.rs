@@ -12,12 +12,12 @@
 //! the handler answers `503` on its first poll, with `Retry-After`: better a quick "not now" than a
 //! request queued behind work that will take minutes.
 //!
-//! [`Waker`]: asycamore_executor::Waker
+//! [`Waker`]: executor::Waker
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use asycamore_executor::{Cx, Step, ready};
+use executor::{Cx, Step, ready};
 
 use crate::apps::sleep::{MAX_SLEEP_MS, milliseconds};
 use crate::pool::{CallError, Pending, ThreadPool};

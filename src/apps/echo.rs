@@ -11,7 +11,7 @@
 //! fields come back as the response's trailers (announced with its `Trailer` field, if the
 //! request announced them).
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::detect::BodyEvent;
 use crate::service::{App, Environ, Exchange, Handler, Method};

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::response::date::format_imf_fixdate;
 use crate::service::{App, Environ, Exchange, Handler, Method};

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::service::{App, Environ, Exchange, Handler, Method};
 

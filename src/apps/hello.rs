@@ -4,7 +4,7 @@
 //! resume and returns `Ready(())`. Its handler is a unit struct, so making one per request costs no
 //! allocation (a `Box` of a zero-sized type allocates nothing).
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::service::{App, Environ, Exchange, Handler, Method};
 

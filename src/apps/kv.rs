@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::service::{App, Environ, Exchange, Handler, Method, Reply};
 

@@ -30,7 +30,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::server::StatusBoard;
 use crate::service::{App, Environ, Exchange, Handler, Method};

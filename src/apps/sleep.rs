@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::service::{App, Environ, Exchange, Handler, Method, Timer};
 

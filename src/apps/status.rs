@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 use std::time::SystemTime;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::json::json_string;
 use crate::server::StatusBoard;

@@ -8,7 +8,7 @@
 //! The answer is JSON: `{"bytes": N, "chunks": N, "crc32": "xxxxxxxx", "trailers": [..]}` — the
 //! CRC-32 is the one of zlib and Python's `zlib.crc32`, so a client can check it.
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::crc32::Crc32;
 use crate::detect::BodyEvent;

@@ -33,8 +33,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::net::Stream;
-use asycamore_executor::{Coroutine, Cx, Interest, Next, Step};
+use executor::net::Stream;
+use executor::{Coroutine, Cx, Interest, Next, Step};
 
 use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
 use crate::config::Config;

@@ -7,7 +7,7 @@
 //! A decoder never hands out a byte past the end of the body: whatever follows is the next
 //! pipelined request.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::Limits;
 use super::chunked::ChunkedDecoder;

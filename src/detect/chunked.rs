@@ -25,7 +25,7 @@
 //! add up to at most [`Limits::max_request_body`], checked when each size is complete, before any
 //! of that chunk's data is handed out.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::Limits;
 use super::error::ChunkedError;

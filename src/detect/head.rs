@@ -56,7 +56,7 @@
 
 use std::ops::Range;
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::Limits;
 use super::error::HeadError;

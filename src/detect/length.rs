@@ -1,7 +1,7 @@
 //! Lengths: the `Content-Length` digits (one parser for requests, responses and application
 //! headers alike) and the decoder of a body of known length.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::event::{BodyEvent, Trailers};
 

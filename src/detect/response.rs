@@ -9,7 +9,7 @@
 //! The load tool in `bench/` reads responses with a parser of its own on purpose: it checks the
 //! server from outside, so it shares none of the server's code.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::length::parse_content_length;
 use super::span::Span;

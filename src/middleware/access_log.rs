@@ -48,7 +48,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use asycamore_executor::{Coroutine, Cx, Step};
+use executor::{Coroutine, Cx, Step};
 
 use crate::json::json_string;
 use crate::response::date::civil_from_days;

@@ -12,7 +12,7 @@
 //! with 501 — also where no route matches. `OPTIONS *` is answered for the whole server, with
 //! every method some route takes (RFC 9110 §9.3.7).
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::service::method::{self, MethodAnswer};
 use crate::service::{App, Environ, Exchange, Handler, Method};

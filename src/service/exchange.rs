@@ -13,7 +13,7 @@ use std::mem;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use crate::buffer::{ReadBuffer, WriteBuffer};
 use crate::config::Config;

@@ -8,7 +8,7 @@
 //! [`App::methods`](super::App::methods); [`verdict`] is the one place these rules are applied,
 //! and [`MethodAnswer`] the handler that answers for the application.
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use super::{Exchange, Handler};
 

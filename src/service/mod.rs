@@ -133,7 +133,7 @@ pub use rejected::Rejected;
 pub use reply::{FnApp, Reply, from_fn};
 pub use timer::Timer;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 /// An application: makes a handler for each request.
 ///

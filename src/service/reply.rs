@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 use super::{App, Environ, Exchange, Handler, Method};
 

@@ -40,7 +40,7 @@
 
 use std::time::{Duration, Instant};
 
-use asycamore_executor::{Cx, Step};
+use executor::{Cx, Step};
 
 /// A deadline: [`Timer::poll`] is `Ready` once it has passed, and until then registers it in
 /// `cx` and answers `WouldBlock`.

@@ -46,7 +46,7 @@
 //!   is complete and before any of its payload is handed out. Control frames are bounded by 125
 //!   bytes instead.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::{CloseCode, FrameHeader, MAX_CONTROL_PAYLOAD, MAX_MESSAGE, Opcode};
 

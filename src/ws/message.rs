@@ -27,7 +27,7 @@
 //! The frame-level rules are [`FrameDecoder`]'s. A rule that depends on a frame's opcode or length
 //! is checked as soon as that part of the header has arrived, not when the header is complete.
 
-use asycamore_executor::Step;
+use executor::Step;
 
 use super::frame::{FrameDecoder, FrameError, FrameEvent, FrameState, Payload};
 use super::utf8::Utf8Validator;

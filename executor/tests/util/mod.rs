@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::net::{Options, TcpListener};
-use asycamore_executor::{Coroutine, Cx, Executor, Poller, Reason, Step};
+use executor::net::{Options, TcpListener};
+use executor::{Coroutine, Cx, Executor, Poller, Reason, Step};
 
 /// Asserts the executor's trace, line by line; on a mismatch prints both schedules in full with
 /// the first differing line marked, so the reader can follow what happened.
@@ -218,11 +218,8 @@ impl Coroutine for Forgetful {
 
 /// A connected pair of non-blocking loopback TCP streams.
 #[track_caller]
-pub fn tcp_pair() -> (
-    asycamore_executor::net::TcpStream,
-    asycamore_executor::net::TcpStream,
-) {
-    use asycamore_executor::net::TcpStream;
+pub fn tcp_pair() -> (executor::net::TcpStream, executor::net::TcpStream) {
+    use executor::net::TcpStream;
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let a = std::net::TcpStream::connect(std_listener.local_addr().unwrap()).expect("connect");
     let (b, _) = std_listener.accept().expect("accept");
@@ -241,7 +238,7 @@ pub struct ByteReader<S> {
     pub want: usize,
 }
 
-impl<S: asycamore_executor::net::Stream> Coroutine for ByteReader<S> {
+impl<S: executor::net::Stream> Coroutine for ByteReader<S> {
     type Output = ();
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         let mut byte = [0u8];
@@ -271,11 +268,11 @@ pub struct Counting<P> {
 }
 
 impl<P: Poller> Poller for Counting<P> {
-    fn register(&mut self, fd: RawFd, i: asycamore_executor::Interest) -> std::io::Result<()> {
+    fn register(&mut self, fd: RawFd, i: executor::Interest) -> std::io::Result<()> {
         self.changes[0] += 1;
         self.inner.register(fd, i)
     }
-    fn modify(&mut self, fd: RawFd, i: asycamore_executor::Interest) -> std::io::Result<()> {
+    fn modify(&mut self, fd: RawFd, i: executor::Interest) -> std::io::Result<()> {
         self.changes[1] += 1;
         self.inner.modify(fd, i)
     }
@@ -285,7 +282,7 @@ impl<P: Poller> Poller for Counting<P> {
     }
     fn poll(
         &mut self,
-        events: &mut Vec<asycamore_executor::Event>,
+        events: &mut Vec<executor::Event>,
         timeout: Option<Duration>,
     ) -> std::io::Result<()> {
         self.inner.poll(events, timeout)
@@ -293,7 +290,7 @@ impl<P: Poller> Poller for Counting<P> {
     fn now(&self) -> Instant {
         self.inner.now()
     }
-    fn notifier(&mut self) -> std::io::Result<std::sync::Arc<dyn asycamore_executor::Notify>> {
+    fn notifier(&mut self) -> std::io::Result<std::sync::Arc<dyn executor::Notify>> {
         self.inner.notifier()
     }
 }

@@ -5,8 +5,8 @@
 
 use std::os::fd::AsRawFd;
 
-use asycamore_executor::net::TcpStream;
-use asycamore_executor::{Cx, Next, Step};
+use executor::net::TcpStream;
+use executor::{Cx, Next, Step};
 
 use crate::detect::{
     BodyDecoder, BodyEvent, BodyFraming, Limits, ResponseFraming, ResponseHead,

@@ -51,8 +51,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::net::{Connect, TcpStream};
-use asycamore_executor::{Cx, Next, Step};
+use executor::net::{Connect, TcpStream};
+use executor::{Cx, Next, Step};
 
 use crate::detect::{BodyFraming, ResponseError};
 use crate::service::{App, Environ, Exchange, Handler, InputError};

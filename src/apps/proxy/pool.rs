@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use asycamore_executor::net::TcpStream;
+use executor::net::TcpStream;
 
 /// Idle upstream connections one worker keeps, at most.
 pub const MAX_POOLED: usize = 64;
