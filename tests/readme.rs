@@ -3,6 +3,9 @@
 //! they stand; this test keeps them from drifting from the code that is compiled: every token of
 //! the walkthrough's blocks, in order, must appear in that order in the source file (comments
 //! aside). A renamed state, a changed call or a reordered step in either fails it.
+//!
+//! The complete program of "A program of your own" is no fragment: it must be
+//! `tests/kit/program.rs` exactly, which `tests/kit_program.rs` compiles and runs.
 
 /// Tokens of Rust source: identifiers and numbers whole, every other visible character alone,
 /// `//` comments (doc comments too) dropped.
@@ -34,10 +37,12 @@ fn tokens(source: &str) -> Vec<String> {
     out
 }
 
-/// The `rust` code blocks of the README section headed `heading`, concatenated.
+/// The `rust` code blocks of the README section headed `heading` (up to the next heading of any
+/// level), concatenated.
 fn rust_blocks(readme: &str, heading: &str) -> String {
     let section = readme
-        .split("\n## ")
+        .split("\n#")
+        .map(|s| s.trim_start_matches('#').trim_start())
         .find(|s| s.starts_with(heading))
         .expect("the section");
     let mut code = String::new();
@@ -81,6 +86,18 @@ fn the_sleep_walkthrough_follows_the_source_in_order() {
             "README's walkthrough has {token:?} (after: {context}) where src/apps/sleep.rs does not"
         );
     }
+}
+
+#[test]
+fn the_program_of_your_own_is_the_tested_file() {
+    let readme = include_str!("../README.md");
+    let block = rust_blocks(readme, "A program of your own");
+    // `tests/kit_program.rs` compiles and runs this file; README must show it as it is.
+    assert_eq!(
+        block,
+        include_str!("kit/program.rs"),
+        "README's \"A program of your own\" differs from tests/kit/program.rs: copy the file into it"
+    );
 }
 
 #[test]
