@@ -184,7 +184,39 @@ impl Drop for TcpStream {
 pub const READ_RESERVE: usize = 4096;
 
 impl TcpStream {
-    /// Starts connecting to `addr`; resume the returned coroutine to finish.
+    /// Starts connecting to `addr`; keep the returned [`Connect`] in a state and poll it on each
+    /// resume until it hands out the stream (an outgoing connection, as the proxy makes).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use executor::net::{Connect, TcpStream};
+    /// use executor::{Coroutine, Cx, Executor, Step};
+    ///
+    /// /// Connects, then says hello (short writes aside: one tiny write fits).
+    /// struct Hello(Connect);
+    ///
+    /// impl Coroutine for Hello {
+    ///     type Output = ();
+    ///     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+    ///         match self.0.poll(cx) {
+    ///             Ok(Step::WouldBlock) => Step::WouldBlock,
+    ///             Ok(Step::Ready(stream)) => {
+    ///                 assert!(matches!(stream.write(b"hello"), Ok(Step::Ready(5))));
+    ///                 Step::Ready(())
+    ///             }
+    ///             Err(e) => panic!("connect: {e}"),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut executor = Executor::new().unwrap();
+    /// executor.spawn(Hello(TcpStream::connect(listener.local_addr().unwrap())));
+    /// executor.run().unwrap();
+    /// let mut got = String::new();
+    /// listener.accept().unwrap().0.read_to_string(&mut got).unwrap();
+    /// assert_eq!(got, "hello");
+    /// ```
     pub fn connect(addr: SocketAddr) -> Connect {
         Connect::Start(addr)
     }

@@ -11,6 +11,22 @@
 //! - `PUT /kv/KEY`: stores the body, read as it streams in up to [`MAX_VALUE`] bytes (larger is
 //!   413): 201 for a new key, 204 for a replaced one;
 //! - `DELETE /kv/KEY`: 204, or 404.
+//!
+//! ```
+//! use std::rc::Rc;
+//! use asycamore::apps::kv::{Kv, Store};
+//! use asycamore::middleware::Router;
+//! use asycamore::server::Worker;
+//! use asycamore::service::App;
+//!
+//! // Once, before the workers start: the one store they share.
+//! let store = Store::default();
+//! // Each worker's apps (`make_app` runs once per worker) hold a clone of the `Arc`.
+//! let make_app = move |_: &Worker| -> Rc<dyn App> {
+//!     Rc::new(Router::new().mount("/kv", Kv::new(Store::clone(&store))))
+//! };
+//! # let _ = make_app;
+//! ```
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -157,6 +157,22 @@ impl<'a> Environ<'a> {
     /// The value of query parameter `name`, decoded as HTML forms encode it (`%XX` escapes,
     /// `+` for a space; the first occurrence), or `None` if it is absent or does not decode
     /// to UTF-8. `?ms=%31%30` gives `"10"`; only a value with an escape or a `+` allocates.
+    ///
+    /// ```
+    /// use asycamore::detect::{HeadDetector, Limits, RequestHead};
+    /// use asycamore::service::{Environ, Peer};
+    ///
+    /// let bytes = b"GET /find?ms=%31%30&q=caf%C3%A9+au+lait&flag HTTP/1.1\r\nHost: x\r\n\r\n";
+    /// let mut head = RequestHead::new();
+    /// HeadDetector::new(Limits::default()).detect(bytes, &mut head).unwrap();
+    /// let peer = Peer { remote: None, local: None };
+    /// let env = Environ::new(bytes, &head, &peer);
+    /// assert_eq!(env.query_value("ms").as_deref(), Some("10"));
+    /// assert_eq!(env.query_value("q").as_deref(), Some("café au lait"));
+    /// assert_eq!(env.query_param("q"), Some("caf%C3%A9+au+lait")); // as sent
+    /// assert_eq!(env.query_value("flag").as_deref(), Some(""));
+    /// assert_eq!(env.query_value("missing"), None);
+    /// ```
     pub fn query_value(&self, name: &str) -> Option<Cow<'a, str>> {
         let raw = self.query_param(name)?;
         if !raw.bytes().any(|b| b == b'%' || b == b'+') {
@@ -322,6 +338,13 @@ fn cgi_name_matches(name: &str, wanted: &str) -> bool {
 
 /// Decodes `%XX` escapes; a `%` not followed by two hex digits stays as it is. Borrows when there
 /// is nothing to decode.
+///
+/// ```
+/// use asycamore::service::percent_decode;
+///
+/// assert_eq!(&*percent_decode(b"a%20b"), b"a b");
+/// assert_eq!(&*percent_decode(b"100%"), b"100%"); // not an escape: kept
+/// ```
 pub fn percent_decode(raw: &[u8]) -> Cow<'_, [u8]> {
     let Some(first) = memchr::memchr(b'%', raw) else {
         return Cow::Borrowed(raw);
