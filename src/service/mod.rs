@@ -46,7 +46,7 @@
 //! [`Exchange::write_all`]'s count in one of its states and polls it, as a generator delegates with
 //! `yield from`; [`ready!`](crate::executor::ready) is that `yield from` as one expression (the
 //! value, or pass the inner `WouldBlock` up). A "slow lookup" — wait 100 ms, then do blocking work
-//! on the pool — is one enum and one `match`, 28 lines:
+//! on the pool — is one enum and one `match`, 29 lines:
 //!
 //! ```
 //! use std::rc::Rc;
@@ -58,29 +58,26 @@
 //! use asycamore::pool::{Pending, ThreadPool};
 //! use asycamore::service::{App, Environ, Exchange, Handler, Reply, Timer, from_fn};
 //!
-//! struct SlowLookup {
-//!     pool: Arc<ThreadPool>,
-//!     key: String,
-//!     state: Lookup,
-//! }
-//!
-//! enum Lookup {
-//!     Start,                   // nothing done yet
-//!     Sleeping(Timer),         // waiting for the timer
-//!     Looking(Pending<String>), // waiting for the pool thread
+//! enum SlowLookup {
+//!     Start(Arc<ThreadPool>, String),           // nothing done yet
+//!     Sleeping(Timer, Arc<ThreadPool>, String), // waiting for the timer
+//!     Looking(Pending<String>),                 // waiting for the pool thread
 //! }
 //!
 //! impl Handler for SlowLookup {
 //!     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
 //!         loop {
-//!             self.state = match &self.state {
-//!                 Lookup::Start => Lookup::Sleeping(Timer::after(Duration::from_millis(100), cx)),
-//!                 Lookup::Sleeping(timer) => {
-//!                     ready!(timer.poll(cx));
-//!                     let key = self.key.clone();
-//!                     Lookup::Looking(self.pool.call(move || format!("value of {key}\n"), cx))
+//!             *self = match self {
+//!                 SlowLookup::Start(pool, key) => {
+//!                     let timer = Timer::after(Duration::from_millis(100), cx);
+//!                     SlowLookup::Sleeping(timer, Arc::clone(pool), std::mem::take(key))
 //!                 }
-//!                 Lookup::Looking(pending) => {
+//!                 SlowLookup::Sleeping(timer, pool, key) => {
+//!                     ready!(timer.poll(cx));
+//!                     let key = std::mem::take(key);
+//!                     SlowLookup::Looking(pool.call(move || format!("value of {key}\n"), cx))
+//!                 }
+//!                 SlowLookup::Looking(pending) => {
 //!                     match ready!(pending.poll(cx)) {
 //!                         Ok(value) => ex.respond(200, &[], value.as_bytes()),
 //!                         Err(e) => ex.fail(e.status(), &e.to_string()),
@@ -96,7 +93,7 @@
 //! fn app(pool: Arc<ThreadPool>) -> Rc<dyn App> {
 //!     let lookup = move |env: &mut Environ<'_>| -> Box<dyn Handler> {
 //!         let key = env.query_value("key").unwrap_or_default().into_owned();
-//!         Box::new(SlowLookup { pool: Arc::clone(&pool), key, state: Lookup::Start })
+//!         Box::new(SlowLookup::Start(Arc::clone(&pool), key))
 //!     };
 //!     Rc::new(
 //!         Router::new()

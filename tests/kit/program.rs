@@ -9,30 +9,27 @@ use asycamore::pool::{Pending, ThreadPool};
 use asycamore::server::ServerOptions;
 use asycamore::service::{App, Environ, Exchange, Handler, Reply, Timer, from_fn};
 
-/// Waits 100 ms, then looks the key up on the pool.
-struct SlowLookup {
-    pool: Arc<ThreadPool>,
-    key: String,
-    state: Lookup,
-}
-
-enum Lookup {
-    Start,                    // nothing done yet
-    Sleeping(Timer),          // waiting for the timer
-    Looking(Pending<String>), // waiting for the pool thread
+/// Waits 100 ms, then looks the key up on the pool; each state carries what it needs.
+enum SlowLookup {
+    Start(Arc<ThreadPool>, String),           // nothing done yet
+    Sleeping(Timer, Arc<ThreadPool>, String), // waiting for the timer
+    Looking(Pending<String>),                 // waiting for the pool thread
 }
 
 impl Handler for SlowLookup {
     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         loop {
-            self.state = match &self.state {
-                Lookup::Start => Lookup::Sleeping(Timer::after(Duration::from_millis(100), cx)),
-                Lookup::Sleeping(timer) => {
-                    ready!(timer.poll(cx));
-                    let key = self.key.clone();
-                    Lookup::Looking(self.pool.call(move || format!("value of {key}\n"), cx))
+            *self = match self {
+                SlowLookup::Start(pool, key) => {
+                    let timer = Timer::after(Duration::from_millis(100), cx);
+                    SlowLookup::Sleeping(timer, Arc::clone(pool), std::mem::take(key))
                 }
-                Lookup::Looking(pending) => {
+                SlowLookup::Sleeping(timer, pool, key) => {
+                    ready!(timer.poll(cx));
+                    let key = std::mem::take(key);
+                    SlowLookup::Looking(pool.call(move || format!("value of {key}\n"), cx))
+                }
+                SlowLookup::Looking(pending) => {
                     match ready!(pending.poll(cx)) {
                         Ok(value) => ex.respond(200, &[], value.as_bytes()),
                         Err(e) => ex.fail(e.status(), &e.to_string()),
@@ -109,11 +106,7 @@ fn app(pool: &Arc<ThreadPool>, store: &Store) -> Rc<dyn App> {
     let pool = Arc::clone(pool);
     let lookup = move |env: &mut Environ<'_>| -> Box<dyn Handler> {
         let key = env.query_value("key").unwrap_or_default().into_owned();
-        Box::new(SlowLookup {
-            pool: Arc::clone(&pool),
-            key,
-            state: Lookup::Start,
-        })
+        Box::new(SlowLookup::Start(Arc::clone(&pool), key))
     };
     Rc::new(
         Router::new()
