@@ -9,7 +9,7 @@
 //! |-------------------------------------|--------------------------------------------------------|
 //! | `app(environ, start_response)`      | [`App::handler`] gets the [`Environ`], returns a [`Handler`] |
 //! | iterating the returned body         | resuming the handler until it returns `Ready(())`     |
-//! | `wsgi.input.read()`                 | [`Exchange::read_body`]: chunk start, data, end (with trailers) |
+//! | `wsgi.input.read()`                 | [`Exchange::read_to_end`]: the whole body, up to a limit, over as many resumes as it takes (the usual way); [`Exchange::read_body`] for its events one by one: chunk start, data, end (with trailers) |
 //! | `wsgi.input_sentinel` ("no bytes yet, come back") | `read_body` returns `WouldBlock`; the handler returns `WouldBlock` and is resumed when bytes arrive |
 //! | `start_response(status, headers)`   | [`Exchange::start_response`]                           |
 //! | yielding body strings               | [`Exchange::write`] (says `WouldBlock` while the peer is slow) |
