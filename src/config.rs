@@ -13,6 +13,9 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default time a response may go without the peer taking a byte while output is pending.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default time an upgraded connection (after `101 Switching Protocols`) may go without a byte in
+/// either direction before it is closed.
+pub const UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default output size, in bytes, above which the connection stops parsing pipelined requests and
 /// an application's write says "would block".
 pub const OUTPUT_HIGH_WATER: usize = 64 * 1024;
@@ -36,6 +39,8 @@ pub struct Config {
     pub body_timeout: Duration,
     /// See [`WRITE_TIMEOUT`].
     pub write_timeout: Duration,
+    /// See [`UPGRADE_IDLE_TIMEOUT`].
+    pub upgrade_idle_timeout: Duration,
     /// See [`OUTPUT_HIGH_WATER`].
     pub output_high_water: usize,
     /// See [`DRAIN_LIMIT`].
@@ -55,6 +60,7 @@ impl Default for Config {
             keepalive_timeout: KEEPALIVE_TIMEOUT,
             body_timeout: BODY_TIMEOUT,
             write_timeout: WRITE_TIMEOUT,
+            upgrade_idle_timeout: UPGRADE_IDLE_TIMEOUT,
             output_high_water: OUTPUT_HIGH_WATER,
             drain_limit: DRAIN_LIMIT,
             max_body: MAX_BODY,

@@ -99,6 +99,16 @@ struct Args {
     #[argh(option, default = "Seconds(config::WRITE_TIMEOUT)")]
     write_timeout: Seconds,
 
+    /// time an upgraded connection (a WebSocket, after 101) may go without a byte either way
+    /// (default 300s)
+    #[argh(option, default = "Seconds(config::UPGRADE_IDLE_TIMEOUT)")]
+    upgrade_idle_timeout: Seconds,
+
+    /// largest WebSocket message /ws echoes, all fragments together; larger is closed with
+    /// 1009 (default 16M)
+    #[argh(option, default = "Bytes(asycamore::ws::MAX_MESSAGE)")]
+    ws_max_message: Bytes,
+
     /// longest request line; longer gets 414 (default 8K)
     #[argh(option, default = "Bytes(Limits::default().max_request_line as u64)")]
     max_request_line: Bytes,
@@ -206,6 +216,7 @@ fn config_from(args: &Args) -> Result<Config, String> {
         keepalive_timeout: positive("keepalive-timeout", args.keepalive_timeout)?,
         body_timeout: positive("body-timeout", args.body_timeout)?,
         write_timeout: positive("write-timeout", args.write_timeout)?,
+        upgrade_idle_timeout: positive("upgrade-idle-timeout", args.upgrade_idle_timeout)?,
         output_high_water: args.output_high_water.as_usize(),
         drain_limit: args.drain_limit.get(),
         max_body: args.max_body.as_usize(),
@@ -245,6 +256,10 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
         .filter(|root| root.is_dir())
         .ok_or_else(|| format!("--root {} is not a folder", args.root.display()))?;
     demo.list_dirs = args.list_dirs;
+    demo.ws_max_message = match args.ws_max_message.get() {
+        0 => return Err("--ws-max-message must be above 0".into()),
+        n => n,
+    };
     if let Some(upstream) = &args.upstream {
         // Resolved once, here: a name lookup blocks, so it has no place on the loop.
         let addr = upstream

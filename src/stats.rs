@@ -17,6 +17,8 @@ use executor::Stats;
 pub struct ServerStats {
     connections_open: Cell<u64>,
     connections_total: Cell<u64>,
+    upgraded_open: Cell<u64>,
+    upgraded_total: Cell<u64>,
     requests: Cell<u64>,
     responses: [Cell<u64>; 5],
     request_errors: Cell<u64>,
@@ -82,6 +84,10 @@ pub struct StatsSnapshot {
     pub connections_open: u64,
     /// Connections accepted since start.
     pub connections_total: u64,
+    /// Upgraded connections (`101 Switching Protocols`) open now.
+    pub upgraded_open: u64,
+    /// Connections upgraded since start.
+    pub upgraded_total: u64,
     /// Request heads parsed.
     pub requests: u64,
     /// Responses by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
@@ -117,6 +123,18 @@ impl ServerStats {
     pub fn connection_opened(&self) {
         bump(&self.connections_total);
         bump(&self.connections_open);
+    }
+
+    /// A connection switched protocols and now runs a tunnel.
+    pub fn upgrade_began(&self) {
+        bump(&self.upgraded_total);
+        bump(&self.upgraded_open);
+    }
+
+    /// An upgraded connection's tunnel ended.
+    pub fn upgrade_ended(&self) {
+        self.upgraded_open
+            .set(self.upgraded_open.get().saturating_sub(1));
     }
 
     /// A connection ended.
@@ -202,6 +220,8 @@ impl ServerStats {
         StatsSnapshot {
             connections_open: self.connections_open.get(),
             connections_total: self.connections_total.get(),
+            upgraded_open: self.upgraded_open.get(),
+            upgraded_total: self.upgraded_total.get(),
             requests: self.requests.get(),
             responses: [0, 1, 2, 3, 4].map(|i| self.responses[i].get()),
             request_errors: self.request_errors.get(),
@@ -228,6 +248,8 @@ impl StatsSnapshot {
         for s in snapshots {
             t.connections_open += s.connections_open;
             t.connections_total += s.connections_total;
+            t.upgraded_open += s.upgraded_open;
+            t.upgraded_total += s.upgraded_total;
             t.requests += s.requests;
             for (sum, n) in t.responses.iter_mut().zip(s.responses) {
                 *sum += n;

@@ -186,6 +186,20 @@ pub fn render(t: &StatsSnapshot, workers: &[StatsSnapshot], started: f64) -> Str
     );
     single(
         &mut out,
+        "asycamore_upgraded_connections_open",
+        "gauge",
+        "Connections that switched protocols (101) and are open now.",
+        t.upgraded_open,
+    );
+    single(
+        &mut out,
+        "asycamore_upgraded_connections_total",
+        "counter",
+        "Connections that switched protocols (101).",
+        t.upgraded_total,
+    );
+    single(
+        &mut out,
         "asycamore_bytes_received_total",
         "counter",
         "Bytes read from clients.",

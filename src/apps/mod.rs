@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod sleep;
 pub mod status;
 pub mod upload;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +44,7 @@ pub use proxy::Proxy;
 pub use sleep::Sleep;
 pub use status::Status;
 pub use upload::Upload;
+pub use ws::WsEcho;
 
 use crate::middleware::Router;
 use crate::pool::ThreadPool;
@@ -64,6 +66,8 @@ pub struct DemoOptions {
     pub pool: Arc<ThreadPool>,
     /// The store `/kv/` serves (one for the whole server).
     pub kv: kv::Store,
+    /// The largest message `/ws` echoes (`--ws-max-message`).
+    pub ws_max_message: u64,
 }
 
 impl DemoOptions {
@@ -77,6 +81,7 @@ impl DemoOptions {
             upstream_timeout: proxy::TIMEOUT,
             pool,
             kv: kv::Store::default(),
+            ws_max_message: crate::ws::MAX_MESSAGE,
         }
     }
 }
@@ -93,6 +98,7 @@ impl DemoOptions {
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
 /// | `/kv/`      | [`kv`], one store shared by every worker      |
+/// | `/ws`       | [`ws`], a WebSocket echo                      |
 /// | `/healthz`  | [`health`]                                    |
 /// | `/_status`  | [`status`]                                    |
 /// | `/metrics`  | [`metrics`]                                   |
@@ -110,6 +116,7 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .mount("/sleep", Sleep)
             .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
             .mount("/kv", Kv::new(Arc::clone(&options.kv)))
+            .exact("/ws", WsEcho::new(options.ws_max_message))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))
             .exact(
                 "/_status",

@@ -4,11 +4,15 @@
 //!            ┌──────────────── keep-alive ─────────────────┐
 //!            ▼                                             │
 //!      ReadingHead ──head──▶ Handling ──done──▶ (Draining) ─┘
-//!            │                  │                   │
-//!       bad head / 408     panic / close      over the limit / close
-//!            ▼                  ▼                   ▼
-//!         Closing ──flushed──▶ Lingering ──EOF or timeout──▶ Done
+//!            │                  │    └──101──▶ Upgraded    │
+//!       bad head / 408     panic / close          │   over the limit / close
+//!            ▼                  ▼     tunnel done / idle   ▼
+//!         Closing ◀─────────────────────────────────┘──────┘
+//!            └──flushed──▶ Lingering ──EOF or timeout──▶ Done
 //! ```
+//!
+//! `Upgraded` runs the application's [`Tunnel`] on the raw byte stream after a
+//! `101 Switching Protocols` ([`crate::service::upgrade`]): no more HTTP on this connection.
 //!
 //! Each state is a variant of a private `State` enum carrying what it needs (a head's deadline,
 //! the handler, the bytes a drain may still discard); each step takes the state and returns the
@@ -40,7 +44,7 @@ use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer,
 use crate::config::Config;
 use crate::response;
 use crate::service::error::InputError;
-use crate::service::{App, Environ, Exchange, Handler, Peer, rejected};
+use crate::service::{App, Environ, Exchange, Handler, Peer, Tunnel, Upgraded, rejected};
 use crate::shutdown::{Membership, SHUTDOWN_IDLE_WAIT, WorkerShutdown};
 use crate::stats::ServerStats;
 
@@ -75,6 +79,14 @@ enum State {
     Draining {
         /// Bytes that may still be discarded before giving up and closing.
         left: u64,
+    },
+    /// After a `101 Switching Protocols`: the application's tunnel owns the byte stream. `active`
+    /// is when a byte last moved either way (the upgrade idle timeout runs from it).
+    Upgraded {
+        /// The application's step machine for the stream.
+        tunnel: Box<dyn Tunnel>,
+        /// When a byte was last read or sent.
+        active: Instant,
     },
     /// Sending what is left of the output before closing.
     Closing,
@@ -186,6 +198,7 @@ impl<S: Stream> Connection<S> {
             State::ReadingHead(wait) => self.read_head(wait, cx),
             State::Handling(handler) => self.handle(handler, cx),
             State::Draining { left } => self.drain(left, cx),
+            State::Upgraded { tunnel, active } => self.tunnel(tunnel, active, cx),
             State::Closing => self.close(cx),
             State::Lingering { until, discarded } => self.linger(until, discarded, cx),
             State::Done => Next::Go(State::Done),
@@ -488,7 +501,111 @@ impl<S: Stream> Connection<S> {
             now.saturating_duration_since(self.request.started)
         };
         self.stats.request_done(self.request.status, took);
+        if let Some(tunnel) = self.request.upgrade.take() {
+            return self.switch(tunnel, now);
+        }
         self.after_response()
+    }
+
+    /// The handler answered `101 Switching Protocols`: the request's bytes are dropped (it had
+    /// no body), and what follows them is the tunnel's (RFC 9110 §7.8).
+    fn switch(&mut self, tunnel: Box<dyn Tunnel>, now: Instant) -> State {
+        if let Body::Drained { end } = self.request.body {
+            self.input.consume(end);
+        }
+        self.request.body = Body::Idle;
+        self.stats.upgrade_began();
+        State::Upgraded {
+            tunnel,
+            active: now,
+        }
+    }
+
+    /// `Upgraded`: resume the tunnel until it ends or waits; close the connection once it has
+    /// ended, or when no byte has moved for the upgrade idle timeout.
+    fn tunnel(
+        &mut self,
+        mut tunnel: Box<dyn Tunnel>,
+        mut active: Instant,
+        cx: &mut Cx<'_>,
+    ) -> Next<State> {
+        let fd = self.stream.as_raw_fd();
+        for _ in 0..STEP_BUDGET {
+            cx.clear_waits();
+            cx.note(|| format!("resume tunnel ({})", tunnel.kind()));
+            let step = {
+                let mut io = Upgraded {
+                    fd,
+                    input: &mut self.input,
+                    output: &mut self.output,
+                    high_water: self.config.output_high_water,
+                    shutting_down: self.shutting_down,
+                    now: cx.now(),
+                };
+                catch_unwind(AssertUnwindSafe(|| tunnel.resume(&mut io, cx)))
+            };
+            let done = match step {
+                Ok(Step::Ready(())) => true,
+                Err(panic) => {
+                    log_panic(&*panic);
+                    self.stats.panic();
+                    true
+                }
+                Ok(Step::WouldBlock) => false,
+            };
+            if done {
+                cx.clear_waits();
+                cx.note(|| "tunnel done: closing".into());
+                self.stats.upgrade_ended();
+                return Next::Go(State::Closing);
+            }
+            let wants = cx
+                .waits()
+                .fds
+                .iter()
+                .find(|&&(f, _)| f == fd)
+                .map(|&(_, interest)| interest);
+            let pending = self.output.len();
+            if self.flush(cx).is_err() {
+                self.stats.upgrade_ended();
+                return Next::Go(State::Done);
+            }
+            let now = cx.now();
+            let sent = self.output.len() < pending;
+            let room = wants.is_some_and(Interest::is_writable)
+                && self.output.len() < self.config.output_high_water;
+            let wants_input = wants.is_some_and(Interest::is_readable);
+            let arrived = wants_input && self.fill_input();
+            if sent || arrived {
+                active = now;
+            }
+            if wants_input && self.input.is_empty() && self.input.is_closed() {
+                // The client closed and the tunnel still asks for bytes: none will come.
+                cx.clear_waits();
+                self.stats.upgrade_ended();
+                return Next::Go(State::Closing);
+            }
+            if !room && !arrived {
+                let idle_end = active + self.config.upgrade_idle_timeout;
+                if now >= idle_end {
+                    cx.clear_waits();
+                    cx.note(|| "upgrade idle timeout: closing".into());
+                    self.stats.timeout();
+                    self.stats.upgrade_ended();
+                    return Next::Go(State::Closing);
+                }
+                if self.write_stalled(now) {
+                    self.stats.upgrade_ended();
+                    return Next::Go(State::Done);
+                }
+                cx.wait_until(idle_end);
+                self.wait_output(cx);
+                return Next::Wait(State::Upgraded { tunnel, active });
+            }
+        }
+        cx.clear_waits();
+        cx.yield_now();
+        Next::Wait(State::Upgraded { tunnel, active })
     }
 
     /// The response is complete: close, discard the rest of the body, or read the next head, as

@@ -20,9 +20,9 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::detect::{BodyDecoder, BodyFraming, RequestHead};
 use crate::service::error::InputError;
+use crate::service::upgrade::Tunnel;
 
 /// The state of one request, from its parsed head to the end of its response.
-#[derive(Debug)]
 pub(crate) struct Request {
     /// The parsed head, as offsets into the first `head_len` bytes of the read buffer (reused
     /// from one request to the next, keeping its allocation).
@@ -54,6 +54,9 @@ pub(crate) struct Request {
     /// The most body the application takes (`Exchange::limit_body`); the server's own limit is
     /// the body decoder's.
     pub body_limit: u64,
+    /// The tunnel a `101 Switching Protocols` handed over: once the handler is done, the
+    /// connection runs it instead of reading another request.
+    pub upgrade: Option<Box<dyn Tunnel>>,
 }
 
 /// Where the request body stands. Offsets are into the read buffer's data, whose first
@@ -208,6 +211,7 @@ impl Request {
             body_bytes_sent: 0,
             started: now,
             body_limit: u64::MAX,
+            upgrade: None,
         }
     }
 
@@ -234,6 +238,7 @@ impl Request {
         self.body_bytes_sent = 0;
         self.started = now;
         self.body_limit = u64::MAX;
+        self.upgrade = None;
     }
 
     /// The one place that decides whether the connection stays open after this response (hyper's

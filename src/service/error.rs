@@ -80,3 +80,49 @@ impl fmt::Display for OutputError {
 }
 
 impl std::error::Error for OutputError {}
+
+/// Why [`Exchange::switch_protocols`](super::Exchange::switch_protocols) refused to switch
+/// (nothing was written then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeError {
+    /// The request did not offer the protocol: no `Upgrade` field naming it, or no `upgrade`
+    /// option in `Connection` (RFC 9110 §7.8: the server may only switch to a protocol the client
+    /// listed, and `Upgrade` is hop-by-hop, so `Connection` must name it).
+    NotOffered,
+    /// An HTTP/1.0 request: a server must ignore its `Upgrade` (RFC 9110 §7.8).
+    Http10,
+    /// The request has a body: the upgraded stream would begin after it, which this server does
+    /// not wait for; the client should upgrade with a request that has none.
+    HasBody,
+    /// A response was already started.
+    AlreadyStarted,
+    /// A header the application gave would split the response.
+    InvalidHeader,
+}
+
+impl UpgradeError {
+    /// The status to answer with instead: 426 with an `Upgrade` field for a client that did not
+    /// ask properly (RFC 9110 §15.5.22), 400 for one with a body, 500 for the application's own
+    /// mistakes.
+    pub fn status(self) -> u16 {
+        match self {
+            UpgradeError::NotOffered | UpgradeError::Http10 => 426,
+            UpgradeError::HasBody => 400,
+            UpgradeError::AlreadyStarted | UpgradeError::InvalidHeader => 500,
+        }
+    }
+}
+
+impl fmt::Display for UpgradeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UpgradeError::NotOffered => "the request does not offer this protocol upgrade",
+            UpgradeError::Http10 => "HTTP/1.0 requests cannot be upgraded",
+            UpgradeError::HasBody => "a request with a body cannot be upgraded",
+            UpgradeError::AlreadyStarted => "the response was already started",
+            UpgradeError::InvalidHeader => "invalid header",
+        })
+    }
+}
+
+impl std::error::Error for UpgradeError {}

@@ -18,11 +18,13 @@ use executor::{Cx, Step};
 use crate::buffer::{ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::conn::request::{Body, Expect, Framing, Persistence, Request, Response};
+use crate::detect::syntax::list_elements;
 use crate::detect::{BodyEvent, Trailers, Version, parse_content_length};
 use crate::response;
 
 use super::environ::{Environ, Peer};
-use super::error::{InputError, OutputError};
+use super::error::{InputError, OutputError, UpgradeError};
+use super::upgrade::Tunnel;
 
 /// The interim response that tells a client waiting with `Expect: 100-continue` to send its
 /// body (RFC 9110 §15.2.1).
@@ -419,6 +421,62 @@ impl<'a> Exchange<'a> {
             eprintln!("asycamore: handler response failed: {e}");
             self.request.close_requested = true;
         }
+    }
+
+    /// Answers `101 Switching Protocols` to `protocol` (as the client named it in `Upgrade`,
+    /// e.g. `websocket`) with `headers`, and hands the connection to `tunnel`: once this handler
+    /// returns `Ready(())`, the connection runs the tunnel on the raw byte stream instead of
+    /// reading another request (RFC 9110 §7.8, §15.2.2). Bytes the client sent after the head
+    /// are the tunnel's first input. The `101` is a response like any other to the access log
+    /// and `/metrics` (which also count the upgraded connection).
+    ///
+    /// # Errors
+    /// An [`UpgradeError`] when the request cannot be upgraded to `protocol` — it is HTTP/1.0,
+    /// has a body, or did not offer `protocol` in `Upgrade` with `upgrade` in `Connection` — or
+    /// when a response was started or a header is invalid. Nothing is written then: answer the
+    /// request some other way (the error's [`status`](UpgradeError::status), with
+    /// `Upgrade: protocol` for a 426).
+    pub fn switch_protocols(
+        &mut self,
+        protocol: &str,
+        headers: &[(&str, &str)],
+        tunnel: Box<dyn Tunnel>,
+    ) -> Result<(), UpgradeError> {
+        if self.request.response.started() {
+            return Err(UpgradeError::AlreadyStarted);
+        }
+        let buf = self.input.data();
+        let head = &self.request.head;
+        if head.version() == Version::Http10 {
+            return Err(UpgradeError::Http10);
+        }
+        if !self.request.body.is_drained() || self.request.body_bytes_sent > 0 {
+            return Err(UpgradeError::HasBody);
+        }
+        let listed = |name: &str, wanted: &[u8]| {
+            head.headers(buf)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .flat_map(|(_, v)| list_elements(v))
+                .any(|e| e.eq_ignore_ascii_case(wanted))
+        };
+        if !listed("connection", b"upgrade") || !listed("upgrade", protocol.as_bytes()) {
+            return Err(UpgradeError::NotOffered);
+        }
+        let out = self.output.vec();
+        let mark = out.len();
+        response::write_status_line(out, 101);
+        let server = [("Connection", "Upgrade"), ("Upgrade", protocol)];
+        for &(name, value) in server.iter().chain(headers) {
+            if response::write_header(out, name, value.as_bytes()).is_err() {
+                out.truncate(mark);
+                return Err(UpgradeError::InvalidHeader);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+        self.request.status = 101;
+        self.request.response = Response::Complete(Framing::NoBody);
+        self.request.upgrade = Some(tunnel);
+        Ok(())
     }
 
     /// The status sent, or 0 before the response starts.

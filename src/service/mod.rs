@@ -121,14 +121,16 @@ pub mod method;
 pub mod rejected;
 pub mod reply;
 pub mod timer;
+pub mod upgrade;
 
 pub use environ::{Environ, Peer, percent_decode};
-pub use error::{InputError, OutputError};
+pub use error::{InputError, OutputError, UpgradeError};
 pub use exchange::Exchange;
 pub use method::Method;
 pub use rejected::Rejected;
 pub use reply::{FnApp, Reply, from_fn};
 pub use timer::Timer;
+pub use upgrade::{Tunnel, Upgraded};
 
 use executor::{Cx, Step};
 

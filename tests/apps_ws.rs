@@ -1,0 +1,246 @@
+//! The WebSocket echo at `/ws` (and the upgrade under it) over real sockets: the handshake and
+//! its refusals, frames that arrive one byte per write, the close codes for an oversized message
+//! (1009), bad UTF-8 (1007) and an unmasked frame (1002), the upgrade idle timeout, a graceful
+//! shutdown (1001), `/metrics`, and Python's `websockets` client with messages up to 1 MiB.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use asycamore::apps::WsEcho;
+use asycamore::config::Config;
+use asycamore::middleware::Router;
+use asycamore::ws::{Opcode, write_frame, write_frame_masked};
+use util::{Reader, connect, get, metric, read_head, send_signal, spawn_server, wait_exit};
+
+/// RFC 6455 §1.3's example key and its accept value.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+fn handshake() -> String {
+    format!(
+        "GET /ws HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {KEY}\r\n\r\n"
+    )
+}
+
+/// A server with only `/ws`, echoing messages up to 1,000 bytes, with `config`.
+fn small_echo(config: Config) -> SocketAddr {
+    util::serve(config, || {
+        Rc::new(Router::new().exact("/ws", WsEcho::new(1000)))
+    })
+}
+
+/// Opens a WebSocket: writes the handshake and `then` together, checks the 101.
+fn open(addr: SocketAddr, then: &[u8]) -> TcpStream {
+    let mut stream = connect(addr);
+    let mut bytes = handshake().into_bytes();
+    bytes.extend_from_slice(then);
+    stream.write_all(&bytes).expect("write");
+    let head = read_head(&mut stream);
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("Sec-WebSocket-Accept: {ACCEPT}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("Upgrade: websocket\r\n"), "{head}");
+    stream
+}
+
+/// Everything the server sends until it closes.
+fn rest(mut stream: TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).expect("read to the close");
+    out
+}
+
+/// A close frame as the server sends it: unmasked, the code and no reason... or with one.
+fn close_code(frame: &[u8]) -> u16 {
+    assert_eq!(frame[0], 0x88, "a final close frame: {frame:?}");
+    u16::from_be_bytes([frame[2], frame[3]])
+}
+
+#[test]
+fn echoes_frames_that_arrive_a_byte_at_a_time() {
+    let addr = small_echo(Config::default());
+    let mut wire = Vec::new();
+    write_frame_masked(&mut wire, false, Opcode::Text, b"Hel", [1, 2, 3, 4]);
+    write_frame_masked(&mut wire, true, Opcode::Ping, b"there?", [5, 6, 7, 8]);
+    write_frame_masked(&mut wire, true, Opcode::Continuation, b"lo", [9, 9, 9, 9]);
+    write_frame_masked(&mut wire, true, Opcode::Binary, &[0, 255, 7], [3, 1, 4, 1]);
+    write_frame_masked(&mut wire, true, Opcode::Close, b"\x03\xe8bye", [2, 7, 1, 8]);
+    // The first byte goes with the handshake (a client may send frames at once); the rest one
+    // per write.
+    let mut stream = open(addr, &wire[..1]);
+    for b in &wire[1..] {
+        stream.write_all(&[*b]).expect("write");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut expected = Vec::new();
+    write_frame(&mut expected, false, Opcode::Text, b"Hel");
+    write_frame(&mut expected, true, Opcode::Pong, b"there?");
+    write_frame(&mut expected, true, Opcode::Continuation, b"lo");
+    write_frame(&mut expected, true, Opcode::Binary, &[0, 255, 7]);
+    expected.extend_from_slice(&[0x88, 2, 0x03, 0xe8]);
+    assert_eq!(rest(stream), expected);
+}
+
+#[test]
+fn breaches_close_with_their_codes() {
+    let addr = small_echo(Config::default());
+    // Larger than the 1,000-byte limit: 1009, before any of it is echoed.
+    let mut big = Vec::new();
+    write_frame_masked(&mut big, true, Opcode::Binary, &[7; 1001], [1, 2, 3, 4]);
+    assert_eq!(close_code(&rest(open(addr, &big))), 1009);
+    // Invalid UTF-8 in a text message, caught in its first bytes: 1007.
+    let mut bad = Vec::new();
+    write_frame_masked(&mut bad, true, Opcode::Text, b"\xff\xfe", [1, 2, 3, 4]);
+    let out = rest(open(addr, &bad));
+    // The header was echoed before the payload broke: no room for a close frame then.
+    assert!(
+        out.is_empty() || out.starts_with(&[0x81, 2]) || close_code(&out) == 1007,
+        "{out:?}"
+    );
+    // An unmasked client frame: a protocol error, 1002 (§5.1).
+    let mut unmasked = Vec::new();
+    write_frame(&mut unmasked, true, Opcode::Text, b"hi");
+    assert_eq!(close_code(&rest(open(addr, &unmasked))), 1002);
+}
+
+#[test]
+fn refused_handshakes_answer_as_rfc_6455_says() {
+    let addr = small_echo(Config::default());
+    let ask = |request: String| {
+        let mut stream = connect(addr);
+        stream.write_all(request.as_bytes()).expect("write");
+        Reader::new(stream).response()
+    };
+    // No Upgrade at all: 426 naming the protocol and version.
+    let r = ask("GET /ws HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".into());
+    assert_eq!(r.status, 426);
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    // Another version: 426 with the one we speak (§4.4).
+    let r = ask(handshake().replace("Version: 13", "Version: 8"));
+    assert_eq!(
+        (r.status, r.header("sec-websocket-version")),
+        (426, Some("13"))
+    );
+    // No key: 400.
+    let r = ask(handshake().replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), ""));
+    assert_eq!(r.status, 400);
+    // HTTP/1.0 cannot upgrade (RFC 9110 §7.8).
+    let r = ask(handshake().replace("HTTP/1.1", "HTTP/1.0"));
+    assert_eq!(r.status, 400);
+    // A body: refused rather than upgraded after it.
+    let r = ask(handshake().replace("\r\n\r\n", "\r\nContent-Length: 2\r\n\r\nhi"));
+    assert_eq!(r.status, 400);
+    // Not a GET: 405 from the router.
+    let r = ask(handshake().replace("GET", "POST"));
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET, OPTIONS")));
+}
+
+#[test]
+fn an_idle_upgraded_connection_times_out() {
+    let config = Config {
+        upgrade_idle_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let addr = small_echo(config);
+    let began = Instant::now();
+    let out = rest(open(addr, b""));
+    assert!(out.is_empty(), "closed without a frame: {out:?}");
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "not before the timeout: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "closed at the timeout: {took:?}"
+    );
+}
+
+#[test]
+fn shutdown_says_going_away_and_metrics_count_upgrades() {
+    let mut server = spawn_server(&["--workers", "1"]);
+    let mut ping = Vec::new();
+    write_frame_masked(&mut ping, true, Opcode::Ping, b"p", [1, 2, 3, 4]);
+    let mut stream = open(server.addr, &ping);
+    let mut pong = [0u8; 3];
+    stream.read_exact(&mut pong).expect("the pong");
+    assert_eq!(pong, [0x8a, 1, b'p']);
+    let page = String::from_utf8(get(server.addr, "/metrics").body).expect("text");
+    assert_eq!(
+        metric(&page, "asycamore_upgraded_connections_total"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(&page, "asycamore_upgraded_connections_open"),
+        Some(1.0)
+    );
+    send_signal(server.child.id(), libc::SIGTERM);
+    let out = rest(stream);
+    assert_eq!(close_code(&out), 1001, "{out:?}");
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(10)),
+        Some(0)
+    );
+}
+
+/// Python's `websockets` client: 200 messages of mixed sizes up to 1 MiB, text and binary,
+/// each echo checked; then a normal close.
+#[test]
+fn python_websockets_client() {
+    let script = r#"
+import asyncio, os, random, sys
+try:
+    import websockets
+    from websockets.asyncio.client import connect
+except ImportError:
+    sys.exit(77)
+async def main():
+    rng = random.Random(7)
+    async with connect(sys.argv[1], max_size=2**21, compression=None) as ws:
+        for i in range(200):
+            size = rng.choice([0, 1, 125, 126, 65535, 65536, 100_000, 1 << 20])
+            if i % 2:
+                msg = os.urandom(size)
+            else:
+                msg = "é" * (size // 2)
+            await ws.send(msg)
+            got = await ws.recv()
+            assert got == msg, (i, size, len(got))
+        pong = await ws.ping(b"hi")
+        await pong
+    print("ok")
+asyncio.run(main())
+"#;
+    let server = spawn_server(&[]);
+    let url = format!("ws://{}/ws", server.addr);
+    let out = Command::new("python3")
+        .args(["-c", script, &url])
+        .output()
+        .expect("python3 runs");
+    if out.status.code() == Some(77) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "Python's websockets package is missing (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python_websockets_client (pip install websockets)");
+        return;
+    }
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
