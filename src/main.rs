@@ -109,6 +109,11 @@ struct Args {
     #[argh(option, default = "Bytes(asycamore::ws::MAX_MESSAGE)")]
     ws_max_message: Bytes,
 
+    /// destinations CONNECT may tunnel to, HOST:PORT[,HOST:PORT...]; others get 403, and
+    /// without the flag every CONNECT gets 405
+    #[argh(option)]
+    allow_connect: Option<String>,
+
     /// longest request line; longer gets 414 (default 8K)
     #[argh(option, default = "Bytes(Limits::default().max_request_line as u64)")]
     max_request_line: Bytes,
@@ -240,6 +245,35 @@ fn app_named(name: Option<&str>) -> Result<Option<Rc<dyn App>>, String> {
     }))
 }
 
+/// `--allow-connect`'s list, each `HOST:PORT` resolved once, here (a name lookup blocks).
+fn allowed_destinations(list: &str) -> Result<Vec<(String, SocketAddr)>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|destination| {
+            let has_port = destination
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !has_port {
+                return Err(format!("--allow-connect {destination}: expected HOST:PORT"));
+            }
+            let addr = destination
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| format!("--allow-connect {destination}: cannot resolve it"))?;
+            Ok((destination.to_owned(), addr))
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .and_then(|v| {
+            if v.is_empty() {
+                Err("--allow-connect needs at least one HOST:PORT".into())
+            } else {
+                Ok(v)
+            }
+        })
+}
+
 /// The demo applications' settings, from the flags. The thread pool is made here, once, and
 /// shared by every worker.
 fn demo_options(args: &Args) -> Result<DemoOptions, String> {
@@ -256,6 +290,9 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
         .filter(|root| root.is_dir())
         .ok_or_else(|| format!("--root {} is not a folder", args.root.display()))?;
     demo.list_dirs = args.list_dirs;
+    if let Some(list) = &args.allow_connect {
+        demo.allow_connect = allowed_destinations(list)?;
+    }
     demo.ws_max_message = match args.ws_max_message.get() {
         0 => return Err("--ws-max-message must be above 0".into()),
         n => n,

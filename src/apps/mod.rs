@@ -15,6 +15,7 @@
 //! [`demo`] mounts them all on one [`Router`]: what the `asycamore` binary serves by default.
 
 pub mod blocking;
+pub mod connect;
 pub mod echo;
 pub mod files;
 pub mod health;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use blocking::Blocking;
+pub use connect::ConnectProxy;
 pub use echo::Echo;
 pub use files::Files;
 pub use health::Health;
@@ -68,6 +70,9 @@ pub struct DemoOptions {
     pub kv: kv::Store,
     /// The largest message `/ws` echoes (`--ws-max-message`).
     pub ws_max_message: u64,
+    /// The destinations `CONNECT` may tunnel to (`--allow-connect`), as written and resolved;
+    /// empty: every CONNECT is a 405.
+    pub allow_connect: Vec<(String, SocketAddr)>,
 }
 
 impl DemoOptions {
@@ -82,6 +87,7 @@ impl DemoOptions {
             pool,
             kv: kv::Store::default(),
             ws_max_message: crate::ws::MAX_MESSAGE,
+            allow_connect: Vec::new(),
         }
     }
 }
@@ -102,9 +108,16 @@ impl DemoOptions {
 /// | `/healthz`  | [`health`]                                    |
 /// | `/_status`  | [`status`]                                    |
 /// | `/metrics`  | [`metrics`]                                   |
+///
+/// and `CONNECT` to the destinations of `allow_connect` ([`connect`]), if there are any.
 pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
-    Rc::new(
+    let router = if options.allow_connect.is_empty() {
         Router::new()
+    } else {
+        Router::new().connect(ConnectProxy::new(options.allow_connect.clone()))
+    };
+    Rc::new(
+        router
             .exact("/", Hello)
             .mount("/echo", Echo)
             .mount("/upload", Upload)

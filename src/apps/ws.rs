@@ -7,15 +7,15 @@
 //! 426 with `Sec-WebSocket-Version: 13` where §4.4 wants it. From then on the connection runs
 //! the tunnel on the raw bytes: one enum, one `match`, each state a line.
 //!
-//! The echo streams: a frame's payload is unmasked straight from the read buffer into the
-//! write buffer as it arrives, so a 1 MiB message never sits whole in memory, and while the
-//! output is above its high-water mark the tunnel stops decoding (backpressure) instead of
-//! reading on. Messages are capped (`--ws-max-message`, larger is a close 1009), text is
-//! checked as UTF-8 as it streams (1007), and any other breach of §5 is a close 1002 (the
-//! decoder's [`MessageError::close_code`](crate::ws::MessageError::close_code)). A failure found in the middle of a frame already
-//! being echoed leaves no room for a valid close frame, so the connection then closes without
-//! one (§7.1.7 allows that). During a graceful shutdown an idle echo says goodbye with a close
-//! 1001.
+//! The echo streams: a frame's payload is unmasked straight from the read buffer into the write
+//! buffer as it arrives, so a 1 MiB message never sits whole in memory, and while the output is
+//! above its high-water mark the tunnel stops decoding (backpressure) instead of reading on.
+//! Messages are capped (`--ws-max-message`, larger is a close 1009), text is checked as UTF-8 as it
+//! streams (1007), and any other breach of §5 is a close 1002 (the decoder's
+//! [`MessageError::close_code`](crate::ws::MessageError::close_code)). A failure found in the
+//! middle of a frame already being echoed leaves no room for a valid close frame, so the connection
+//! then closes without one (§7.1.7 allows that). During a graceful shutdown an idle echo says
+//! goodbye with a close 1001.
 
 use executor::{Cx, Step, ready};
 

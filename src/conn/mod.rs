@@ -575,12 +575,13 @@ impl<S: Stream> Connection<S> {
             let room = wants.is_some_and(Interest::is_writable)
                 && self.output.len() < self.config.output_high_water;
             let wants_input = wants.is_some_and(Interest::is_readable);
+            let closed_before = self.input.is_closed();
             let arrived = wants_input && self.fill_input();
             if sent || arrived {
                 active = now;
             }
-            if wants_input && self.input.is_empty() && self.input.is_closed() {
-                // The client closed and the tunnel still asks for bytes: none will come.
+            if wants_input && closed_before && self.input.is_empty() {
+                // The tunnel saw the client's close and still asks for bytes: none will come.
                 cx.clear_waits();
                 self.stats.upgrade_ended();
                 return Next::Go(State::Closing);

@@ -37,6 +37,8 @@ struct Route {
 #[derive(Default)]
 pub struct Router {
     routes: Vec<Route>,
+    /// The application for `CONNECT`, if the server takes it.
+    connect: Option<Box<dyn App>>,
 }
 
 impl Router {
@@ -71,6 +73,14 @@ impl Router {
 }
 
 impl Router {
+    /// Hands every `CONNECT` to `app`. A CONNECT names a tunnel's far end, not a resource here
+    /// (RFC 9110 §9.3.6: its target is `host:port`), so it is routed by method, not by path;
+    /// without such an app a CONNECT is a 405.
+    pub fn connect(mut self, app: impl App + 'static) -> Router {
+        self.connect = Some(Box::new(app));
+        self
+    }
+
     /// Every method some route takes, for `OPTIONS *`: all the server knows if a route takes
     /// any method.
     fn server_methods(&self) -> Vec<Method> {
@@ -83,6 +93,9 @@ impl Router {
                 }
             }
         }
+        if self.connect.is_some() && !all.contains(&Method::Connect) {
+            all.push(Method::Connect);
+        }
         Method::ALL
             .into_iter()
             .filter(|m| all.contains(m))
@@ -93,6 +106,22 @@ impl Router {
 impl App for Router {
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
         let method = environ.request_method().as_bytes();
+        if method == b"CONNECT" {
+            return match &self.connect {
+                Some(app) => app.handler(environ),
+                None => {
+                    let allow: Vec<Method> = self
+                        .server_methods()
+                        .into_iter()
+                        .filter(|m| *m != Method::Connect)
+                        .collect();
+                    match MethodAnswer::new(method::verdict(method, Some(&allow))) {
+                        Some(answer) => Box::new(answer),
+                        None => Box::new(NotFound),
+                    }
+                }
+            };
+        }
         if environ.target() == b"*" {
             // Only OPTIONS may use the asterisk form (the head detector refuses the rest).
             let allow = method::allow_value(&self.server_methods());

@@ -462,18 +462,59 @@ impl<'a> Exchange<'a> {
         if !listed("connection", b"upgrade") || !listed("upgrade", protocol.as_bytes()) {
             return Err(UpgradeError::NotOffered);
         }
+        let mut all = vec![("Connection", "Upgrade"), ("Upgrade", protocol)];
+        all.extend_from_slice(headers);
+        self.write_switch(101, &all, tunnel)
+    }
+
+    /// Answers a `CONNECT` with `200` and hands the connection to `tunnel`, which then relays
+    /// the raw bytes (RFC 9110 §9.3.6: after a 2xx to CONNECT the connection is a tunnel, and the
+    /// response has no `Content-Length` or `Transfer-Encoding`). As
+    /// [`Exchange::switch_protocols`], the tunnel runs once this handler returns `Ready(())`,
+    /// with any bytes the client sent after the head as its first input.
+    ///
+    /// # Errors
+    /// [`UpgradeError::NotOffered`] for a request that is not a CONNECT,
+    /// [`UpgradeError::HasBody`], [`UpgradeError::AlreadyStarted`],
+    /// [`UpgradeError::InvalidHeader`]; nothing is written then.
+    pub fn accept_connect(
+        &mut self,
+        headers: &[(&str, &str)],
+        tunnel: Box<dyn Tunnel>,
+    ) -> Result<(), UpgradeError> {
+        if self.request.response.started() {
+            return Err(UpgradeError::AlreadyStarted);
+        }
+        if self.request.head.method_bytes(self.input.data()) != b"CONNECT" {
+            return Err(UpgradeError::NotOffered);
+        }
+        if !self.request.body.is_drained() {
+            return Err(UpgradeError::HasBody);
+        }
+        self.write_switch(200, headers, tunnel)
+    }
+
+    /// Writes the head that ends HTTP on this connection (`status`, then `headers`, with no
+    /// framing fields) and keeps `tunnel` for the connection.
+    fn write_switch(
+        &mut self,
+        status: u16,
+        headers: &[(&str, &str)],
+        tunnel: Box<dyn Tunnel>,
+    ) -> Result<(), UpgradeError> {
         let out = self.output.vec();
         let mark = out.len();
-        response::write_status_line(out, 101);
-        let server = [("Connection", "Upgrade"), ("Upgrade", protocol)];
-        for &(name, value) in server.iter().chain(headers) {
-            if response::write_header(out, name, value.as_bytes()).is_err() {
+        response::write_status_line(out, status);
+        for &(name, value) in headers {
+            let framing = name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("transfer-encoding");
+            if framing || response::write_header(out, name, value.as_bytes()).is_err() {
                 out.truncate(mark);
                 return Err(UpgradeError::InvalidHeader);
             }
         }
         out.extend_from_slice(b"\r\n");
-        self.request.status = 101;
+        self.request.status = status;
         self.request.response = Response::Complete(Framing::NoBody);
         self.request.upgrade = Some(tunnel);
         Ok(())
