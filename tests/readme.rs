@@ -89,6 +89,23 @@ fn the_sleep_walkthrough_follows_the_source_in_order() {
 }
 
 #[test]
+fn the_websocket_walkthrough_follows_the_source_in_order() {
+    let readme = include_str!("../README.md");
+    let walkthrough = tokens(&rust_blocks(readme, "Upgrades and WebSockets"));
+    assert!(
+        walkthrough.len() > 50,
+        "the walkthrough's blocks were found"
+    );
+    let source = tokens(include_str!("../src/apps/ws.rs"));
+    if let Some((at, token)) = first_missing(&walkthrough, &source) {
+        let context = walkthrough[at.saturating_sub(8)..=at].join(" ");
+        panic!(
+            "README's WebSocket walkthrough has {token:?} (after: {context}) where src/apps/ws.rs does not"
+        );
+    }
+}
+
+#[test]
 fn the_program_of_your_own_is_the_tested_file() {
     let readme = include_str!("../README.md");
     let block = rust_blocks(readme, "A program of your own");
