@@ -5,7 +5,8 @@
 //! accept), a few clients — pipelined mixes of GET, HEAD and POST with `Content-Length` and
 //! chunked bodies, `Expect: 100-continue` waited for or not, HTTP/1.0 with and without
 //! keep-alive, `Connection: close`, requests from the invalid corpus, slow heads and bodies,
-//! clients that stop reading, resets — and sometimes a graceful shutdown at a random moment. One
+//! clients that stop reading, resets, WebSocket clients and a test upgrade that answers after a
+//! half-close — and sometimes a graceful shutdown at a random moment. One
 //! worker serves them on virtual time, and the checker (`tests/sim/check.rs`) holds its rules on
 //! every conversation.
 //!
@@ -245,6 +246,7 @@ fn echo_request(body: &[u8], expect: bool) -> Req {
         trailers: Vec::new(),
         http10: false,
         wants_close: false,
+        ws_echo: Vec::new(),
         expect: if expect {
             ExpectMode::Eager
         } else {
@@ -316,6 +318,44 @@ fn the_checker_reports_a_dropped_byte() {
 }
 
 #[test]
+fn the_checker_reports_a_wrong_websocket_echo() {
+    let ws = plan::websocket_request(3);
+    let (scenario, plan) = one_client(vec![ws.clone()]);
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        plan::WS_ACCEPT
+    );
+    let mut wire = [head.as_bytes(), &ws.ws_echo.concat()].concat();
+    assert_eq!(
+        violations(&scenario, &observed(&plan, &wire)),
+        Vec::<String>::new()
+    );
+    // One byte of an echoed frame changed, then a frame missing.
+    let at = head.len() + 3;
+    wire[at] ^= 1;
+    let found = violations(&scenario, &observed(&plan, &wire));
+    assert!(
+        found.iter().any(|v| v.contains("WebSocket echo")),
+        "{found:?}"
+    );
+    wire[at] ^= 1;
+    wire.truncate(wire.len() - ws.ws_echo.last().map_or(0, Vec::len));
+    let found = violations(&scenario, &observed(&plan, &wire));
+    assert!(
+        found.iter().any(|v| v.contains("WebSocket echo")),
+        "{found:?}"
+    );
+    // A wrong accept key.
+    let bad = [
+        head.replace(plan::WS_ACCEPT, "x").as_bytes(),
+        &ws.ws_echo.concat(),
+    ]
+    .concat();
+    let found = violations(&scenario, &observed(&plan, &bad));
+    assert!(found.iter().any(|v| v.contains("handshake")), "{found:?}");
+}
+
+#[test]
 fn the_checker_reports_a_response_after_a_framing_error() {
     let bad = b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".to_vec();
     let invalid = Req {
@@ -329,6 +369,7 @@ fn the_checker_reports_a_response_after_a_framing_error() {
         http10: false,
         wants_close: true,
         expect: ExpectMode::None,
+        ws_echo: Vec::new(),
     };
     let (scenario, plan) = one_client(vec![invalid, echo_request(b"after", false)]);
     let error =
@@ -485,6 +526,28 @@ fn seed_1384_the_keep_alive_timeout_starts_once_the_response_is_out() {
             .iter()
             .any(|c| c.read_pace.is_some() && c.ending == Ending::Idle),
         "seed 1384 no longer has a slow reader that stays idle"
+    );
+    let outcome = sim::run(&scenario, false);
+    assert_eq!(outcome.violations, Vec::<String>::new());
+}
+
+/// Found by `tests/apps_connect.rs` (a CONNECT tunnel cut the upstream's answer after the
+/// client's half-close), reproduced here at seed 19 with the fix undone: an upgraded connection
+/// closed as soon as a read brought the client's end of input, without resuming the tunnel,
+/// so a tunnel that answers after its input ends (the `count` protocol here) sent nothing. The
+/// connection now closes on a client's end only when the tunnel has seen it and still waits.
+#[test]
+fn seed_19_a_tunnel_that_answers_after_the_clients_half_close_is_resumed() {
+    let scenario = plan::scenario(19, &Corpus::load());
+    assert!(
+        scenario
+            .clients
+            .iter()
+            .any(|c| c.ending == Ending::HalfClose
+                && c.requests
+                    .last()
+                    .is_some_and(|r| matches!(r.route, Route::Count(_)))),
+        "seed 19 no longer has a count tunnel that half-closes"
     );
     let outcome = sim::run(&scenario, false);
     assert_eq!(outcome.violations, Vec::<String>::new());

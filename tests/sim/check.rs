@@ -26,7 +26,7 @@ use std::time::Duration;
 use asycamore::apps::hello::GREETING;
 
 use super::client::{End, Observed};
-use super::plan::{ExpectMode, Kind, Req, Route, Scenario, upload_summary};
+use super::plan::{ExpectMode, Kind, Req, Route, Scenario, WS_ACCEPT, upload_summary};
 use super::wire::Parsed;
 
 /// How far a timeout may be from its configured time (the arithmetic is exact; this only
@@ -158,6 +158,22 @@ fn check_client(scenario: &Scenario, run: &Run, o: &Observed, v: &mut Violations
             closed_after = Some(i);
         }
     }
+    if let (Some(req), Some(got)) = (requests.last(), o.reader.upgraded())
+        && req.route == Route::Ws
+    {
+        check_ws_echo(req, got, shutdown.is_some(), cut_by_client, v);
+    }
+    if let (Some(req), Some(got)) = (requests.last(), o.reader.upgraded())
+        && let Route::Count(n) = req.route
+    {
+        let want = format!("{n}\n");
+        if got != want.as_bytes() && !(cut_by_client && want.as_bytes().starts_with(got)) {
+            v.add(format!(
+                "count tunnel: {:?} back where {want:?} was due",
+                String::from_utf8_lossy(got)
+            ));
+        }
+    }
     // Unanswered requests.
     if finals < requests.len() && !cut_by_client && !o.abandoned && o.end != End::Refused {
         let u = finals;
@@ -184,6 +200,49 @@ fn check_client(scenario: &Scenario, run: &Run, o: &Observed, v: &mut Violations
         }
     }
     check_ending(scenario, run, o, v);
+}
+
+/// The close a graceful shutdown makes the echo send (RFC 6455 §7.4.1: 1001, going away).
+fn going_away() -> Vec<u8> {
+    let mut frame = Vec::new();
+    asycamore::ws::write_close(
+        &mut frame,
+        asycamore::ws::CloseCode::GOING_AWAY,
+        "server shutting down",
+    );
+    frame
+}
+
+/// What the WebSocket echo sent after its 101: every frame of `req.ws_echo` in order; or,
+/// after a shutdown began, the first of them and then a close 1001 at a frame boundary; or, for
+/// a connection the client (or a fault) cut, a prefix of one of those.
+fn check_ws_echo(req: &Req, got: &[u8], shutdown: bool, cut: bool, v: &mut Violations) {
+    let frames = &req.ws_echo;
+    let full: Vec<u8> = frames.concat();
+    let fits = |want: &[u8]| got == want || cut && want.starts_with(got);
+    if fits(&full) {
+        return;
+    }
+    if shutdown {
+        let bye = going_away();
+        let mut prefix = Vec::new();
+        for frame in frames {
+            if fits(&[prefix.as_slice(), &bye].concat()) {
+                return;
+            }
+            prefix.extend_from_slice(frame);
+        }
+    }
+    let differs = got
+        .iter()
+        .zip(&full)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(full.len()));
+    v.add(format!(
+        "WebSocket echo: {} bytes back where {} were due (first difference at byte {differs}; shutdown {shutdown}, cut {cut})",
+        got.len(),
+        full.len()
+    ));
 }
 
 /// True if the server must say `Connection: close` in `r`, its answer to `req`.
@@ -266,6 +325,24 @@ fn check_final(
         ));
     }
     match &req.route {
+        Route::Count(_) => {
+            if r.status != 101 || r.header("upgrade") != Some("count") {
+                v.add(format!("count upgrade {i}: {}", r.status));
+            }
+        }
+        Route::Ws => {
+            if r.status != 101
+                || r.header("upgrade") != Some("websocket")
+                || r.header("sec-websocket-accept") != Some(WS_ACCEPT)
+            {
+                v.add(format!(
+                    "WebSocket handshake {i}: {} with Upgrade {:?}, accept {:?}",
+                    r.status,
+                    r.header("upgrade"),
+                    r.header("sec-websocket-accept")
+                ));
+            }
+        }
         Route::Invalid(status) => {
             if r.status != *status {
                 v.add(format!(

@@ -104,6 +104,8 @@ pub struct Client {
     horizon: Option<Duration>,
     /// A slow reader's next read.
     read_at: Duration,
+    /// The write side has been shut ([`Ending::HalfClose`]).
+    half_closed: bool,
     out: Observations,
 }
 
@@ -142,6 +144,7 @@ impl Client {
             send_at: None,
             horizon: None,
             read_at: Duration::ZERO,
+            half_closed: false,
             out: Rc::clone(out),
         }
     }
@@ -264,6 +267,10 @@ impl Client {
             }
         }
         let sent_all = self.next == o.plan.segments.len() || o.abandoned;
+        if sent_all && o.plan.ending == Ending::HalfClose && !self.half_closed {
+            self.half_closed = true;
+            let _ = stream.shutdown_write();
+        }
         if sent_all && o.plan.reset_after == Some(self.next) {
             stream.reset();
             return Err(End::ResetByClient(now));

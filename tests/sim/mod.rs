@@ -15,13 +15,13 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use asycamore::apps::{Echo, Hello, Sleep, Upload};
+use asycamore::apps::{Echo, Hello, Sleep, Upload, WsEcho};
 use asycamore::config::Config;
 use asycamore::executor::sim::SimPoller;
 use asycamore::executor::{Coroutine, Cx, Executor, Step};
 use asycamore::middleware::Router;
 use asycamore::server::{ShutdownHandle, WorkerSetup, spawn_worker};
-use asycamore::service::App;
+use asycamore::service::{App, Environ, Exchange, Handler, Tunnel, Upgraded, from_fn};
 use asycamore::shutdown::WorkerShutdown;
 use asycamore::stats::ServerStats;
 
@@ -149,15 +149,54 @@ impl Coroutine for ShutdownAt {
     }
 }
 
-/// The demo applications the simulated worker serves: `hello`, `echo`, `upload`, `sleep`.
+/// The demo applications the simulated worker serves: `hello`, `echo`, `upload`, `sleep`, and
+/// the WebSocket echo at `/ws`.
 pub fn demo_app() -> Rc<dyn App> {
     Rc::new(
         Router::new()
             .exact("/", Hello)
             .mount("/echo", Echo)
             .mount("/upload", Upload)
-            .mount("/sleep", Sleep),
+            .mount("/sleep", Sleep)
+            .exact("/ws", WsEcho::new(asycamore::ws::MAX_MESSAGE))
+            .exact(
+                "/count",
+                from_fn(|_: &mut Environ<'_>| Box::new(CountHandler)),
+            ),
     )
+}
+
+/// Switches to the test protocol `count`.
+struct CountHandler;
+
+impl Handler for CountHandler {
+    fn resume(&mut self, ex: &mut Exchange<'_>, _cx: &mut Cx<'_>) -> Step<()> {
+        if let Err(e) = ex.switch_protocols("count", &[], Box::new(Count(0))) {
+            ex.fail(e.status(), &e.to_string());
+        }
+        Step::Ready(())
+    }
+}
+
+/// The test protocol `count`: reads to the client's end of input (a half-close), then answers
+/// with how many bytes there were — a tunnel whose answer comes after its input has ended.
+struct Count(usize);
+
+impl Tunnel for Count {
+    fn resume(&mut self, io: &mut Upgraded<'_>, cx: &mut Cx<'_>) -> Step<()> {
+        loop {
+            let n = io.input().len();
+            self.0 += n;
+            io.consume(n);
+            if io.peer_closed() {
+                asycamore::executor::ready!(io.wait_room(cx));
+                io.output()
+                    .extend_from_slice(format!("{}\n", self.0).as_bytes());
+                return Step::Ready(());
+            }
+            asycamore::executor::ready!(io.wait_input(cx));
+        }
+    }
 }
 
 /// Runs `scenario` against the demo applications to its end and checks it; with `trace`,
@@ -183,6 +222,9 @@ pub fn run_app(scenario: &Scenario, trace: bool, app: Rc<dyn App>) -> Outcome {
         keepalive_timeout: t.keepalive,
         body_timeout: t.body,
         write_timeout: t.write,
+        // Every WebSocket client ends with a close: the idle timeout only matters if the server
+        // loses track of one.
+        upgrade_idle_timeout: t.keepalive,
         output_high_water: scenario.output_high_water,
         drain_limit: scenario.drain_limit,
         ..Config::default()

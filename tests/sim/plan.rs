@@ -41,6 +41,12 @@ pub enum Route {
     Upload,
     /// `GET /sleep?ms=N`: answered no sooner than N ms after the request arrived.
     Sleep(u64),
+    /// `GET /ws`, a WebSocket handshake followed by frames: `101` with the accept key, then
+    /// every frame echoed ([`Req::ws_echo`]) and the close answered.
+    Ws,
+    /// `GET /count` upgraded to the test protocol `count`: the bytes after the head, which the
+    /// client ends with a half-close, are counted, and the count comes back after the `101`.
+    Count(usize),
     /// A request from `tests/data/requests/invalid/` that the server must refuse with this
     /// status (or 408 if its bytes took longer than the head timeout), then close.
     Invalid(u16),
@@ -81,6 +87,9 @@ pub struct Req {
     pub wants_close: bool,
     /// `Expect: 100-continue`.
     pub expect: ExpectMode,
+    /// For [`Route::Ws`]: the frames the server must send back, in order (the last answers the
+    /// client's close).
+    pub ws_echo: Vec<Vec<u8>>,
 }
 
 impl Req {
@@ -134,6 +143,9 @@ pub enum Kind {
     NonReader,
     /// Resets the connection at a random point.
     Resetter,
+    /// A few keep-alive requests, then a WebSocket handshake with frames (sent with it or after
+    /// the 101) and a close; it reads until the server closes.
+    WebSocket,
 }
 
 /// How a client that has all its answers ends.
@@ -143,6 +155,9 @@ pub enum Ending {
     Close,
     /// It stays, idle, until the server's keep-alive timeout closes the connection.
     Idle,
+    /// Once everything is sent it shuts its write side (a half-close) and reads until the
+    /// server closes.
+    HalfClose,
 }
 
 /// Everything one client does.
@@ -299,6 +314,16 @@ pub fn scenario(seed: u64, corpus: &Corpus) -> Scenario {
         .map(|id| plan(&mut d, id, &timeouts, drain_limit, corpus))
         .collect();
     let shutdown_at = d.chance(30).then(|| d.ms(0, 3_000));
+    // WebSocket clients come from dice of their own, so every other client of a seed is what it
+    // was before they existed (the named seeds keep their scenarios).
+    let mut w = Dice(XorShift::new(
+        seed.wrapping_mul(0xD6E8_FEB8_6659_FD93) ^ 0x5753,
+    ));
+    let mut clients: Vec<Plan> = clients;
+    if w.chance(35) {
+        let id = clients.len();
+        clients.push(websocket_client(&mut w, id, &timeouts));
+    }
     Scenario {
         seed,
         timeouts,
@@ -325,7 +350,7 @@ fn plan(d: &mut Dice, id: usize, t: &Timeouts, drain_limit: u64, corpus: &Corpus
         Kind::Pipelined | Kind::Resetter => d.range(1, 6),
         Kind::Sequential => d.range(1, 4),
         Kind::SlowHead | Kind::SlowBody => d.range(0, 2),
-        Kind::NonReader => 0,
+        Kind::NonReader | Kind::WebSocket => 0,
     };
     for i in 0..n {
         let last = i + 1 == n;
@@ -394,6 +419,194 @@ fn plan(d: &mut Dice, id: usize, t: &Timeouts, drain_limit: u64, corpus: &Corpus
         } else {
             Ending::Idle
         },
+    }
+}
+
+/// The key of every simulated WebSocket handshake (RFC 6455 §1.3's example) and its accept
+/// value.
+pub const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+/// `Sec-WebSocket-Accept` for [`WS_KEY`].
+pub const WS_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// A WebSocket client: up to two keep-alive GETs, then the handshake and its frames.
+fn websocket_client(d: &mut Dice, id: usize, t: &Timeouts) -> Plan {
+    let mut requests: Vec<Req> = (0..d.range(0, 2))
+        .map(|_| hello_get(false, false))
+        .collect();
+    let before = requests.clone();
+    let counting = d.chance(30);
+    let ws = if counting { count(d) } else { websocket(d) };
+    let (mut segments, mut owner) = self::segments(d, Kind::Sequential, &before, t);
+    let i = requests.len();
+    let budget = t.shortest().as_millis() as u64 / 8;
+    let (head, frames) = ws.bytes.split_at(ws.head_len);
+    let gate = if i > 0 {
+        Gate::Response(i - 1)
+    } else {
+        Gate::None
+    };
+    // The frames go with the head, or once the 101 is in (both are allowed: a client may send
+    // frames at once, and the server must hand them to the tunnel first).
+    let with_head = d.chance(50);
+    let first: Vec<u8> = if with_head {
+        ws.bytes.clone()
+    } else {
+        head.to_vec()
+    };
+    split(d, &first, gate, budget, &mut |s| {
+        segments.push(s);
+        owner.push(i);
+    });
+    if !with_head {
+        split(d, frames, Gate::Response(i), budget, &mut |s| {
+            segments.push(s);
+            owner.push(i);
+        });
+    }
+    requests.push(ws);
+    let read_pace = d
+        .chance(25)
+        .then(|| (d.range(256, 4096) as usize, d.ms(0, 5)));
+    Plan {
+        id,
+        connect_at: d.ms(0, 500),
+        kind: Kind::WebSocket,
+        requests,
+        segments,
+        owner,
+        stop_reading_after: None,
+        read_pace,
+        reset_after: None,
+        ending: if counting {
+            Ending::HalfClose
+        } else {
+            Ending::Idle
+        },
+    }
+}
+
+/// An upgrade to the test protocol `count`, with bytes after the head.
+fn count(d: &mut Dice) -> Req {
+    let head = head_lines(
+        "GET",
+        "/count",
+        false,
+        false,
+        &[
+            "Connection: Upgrade".to_owned(),
+            "Upgrade: count".to_owned(),
+        ],
+    );
+    let head_len = head.len();
+    let len = d.range(0, 100_000) as usize;
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&d.bytes(len));
+    Req {
+        bytes,
+        head_len,
+        route: Route::Count(len),
+        head_method: false,
+        body: Vec::new(),
+        chunks: 0,
+        trailers: Vec::new(),
+        http10: false,
+        wants_close: false,
+        expect: ExpectMode::None,
+        ws_echo: Vec::new(),
+    }
+}
+
+/// A WebSocket request drawn from `seed` alone, for the checker's own tests.
+pub fn websocket_request(seed: u64) -> Req {
+    websocket(&mut Dice(XorShift::new(seed)))
+}
+
+/// A WebSocket handshake followed by masked frames: messages of text or binary in one to three
+/// fragments, pings between frames, and a close; with the frames the echo must send back.
+fn websocket(d: &mut Dice) -> Req {
+    use asycamore::ws::{Opcode, write_frame, write_frame_masked};
+    let head = head_lines(
+        "GET",
+        "/ws",
+        false,
+        false,
+        &[
+            "Connection: Upgrade".to_owned(),
+            "Upgrade: websocket".to_owned(),
+            "Sec-WebSocket-Version: 13".to_owned(),
+            format!("Sec-WebSocket-Key: {WS_KEY}"),
+        ],
+    );
+    let head_len = head.len();
+    let mut wire = head.into_bytes();
+    let mut echo = Vec::new();
+    let mask = |d: &mut Dice| [0, 1, 2, 3].map(|_| d.below(256) as u8);
+    let ping = |d: &mut Dice, wire: &mut Vec<u8>, echo: &mut Vec<Vec<u8>>| {
+        let len = d.range(0, 125) as usize;
+        let payload = d.bytes(len);
+        let m = mask(d);
+        write_frame_masked(wire, true, Opcode::Ping, &payload, m);
+        let mut pong = Vec::new();
+        write_frame(&mut pong, true, Opcode::Pong, &payload);
+        echo.push(pong);
+    };
+    for _ in 0..d.range(1, 5) {
+        let text = d.chance(50);
+        let len = match d.below(10) {
+            0 => 0,
+            1..=6 => d.range(1, 200) as usize,
+            7 | 8 => d.range(200, 70_000) as usize,
+            _ => d.range(70_000, 200_000) as usize,
+        };
+        let message: Vec<u8> = if text {
+            // Valid UTF-8 with two-byte characters, which fragments may split.
+            (0..len)
+                .map(|k| if k % 7 == 3 { 'é' } else { 'a' })
+                .collect::<String>()
+                .into_bytes()
+        } else {
+            d.bytes(len)
+        };
+        let fragments = d.range(1, 3) as usize;
+        let mut at = 0;
+        for f in 0..fragments {
+            let last = f + 1 == fragments;
+            let end = if last {
+                message.len()
+            } else {
+                at + (d.below((message.len() - at) as u64 + 1) as usize)
+            };
+            let opcode = match (f, text) {
+                (0, true) => Opcode::Text,
+                (0, false) => Opcode::Binary,
+                _ => Opcode::Continuation,
+            };
+            let m = mask(d);
+            write_frame_masked(&mut wire, last, opcode, &message[at..end], m);
+            let mut back = Vec::new();
+            write_frame(&mut back, last, opcode, &message[at..end]);
+            echo.push(back);
+            at = end;
+            if d.chance(20) {
+                ping(d, &mut wire, &mut echo);
+            }
+        }
+    }
+    let m = mask(d);
+    write_frame_masked(&mut wire, true, Opcode::Close, b"\x03\xe8bye", m);
+    echo.push(vec![0x88, 2, 0x03, 0xe8]);
+    Req {
+        bytes: wire,
+        head_len,
+        route: Route::Ws,
+        head_method: false,
+        body: Vec::new(),
+        chunks: 0,
+        trailers: Vec::new(),
+        http10: false,
+        wants_close: false,
+        expect: ExpectMode::None,
+        ws_echo: echo,
     }
 }
 
@@ -492,6 +705,7 @@ fn bare(route: Route, head: String, http10: bool, close: bool, head_method: bool
         http10,
         wants_close: close,
         expect: ExpectMode::None,
+        ws_echo: Vec::new(),
     }
 }
 
@@ -538,6 +752,7 @@ fn invalid(bytes: Vec<u8>, status: u16) -> Req {
         http10: false,
         wants_close: true,
         expect: ExpectMode::None,
+        ws_echo: Vec::new(),
     }
 }
 
@@ -618,6 +833,7 @@ fn with_body(d: &mut Dice, spec: Spec<'_>) -> Req {
         http10,
         wants_close: close,
         expect,
+        ws_echo: Vec::new(),
     }
 }
 

@@ -45,9 +45,10 @@ impl Parsed {
             .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
     }
 
-    /// True for an interim (1xx) response.
+    /// True for an interim (1xx) response. `101 Switching Protocols` is not one: it is the
+    /// last HTTP response on the connection (RFC 9110 §15.2.2).
     pub fn is_interim(&self) -> bool {
-        (100..200).contains(&self.status)
+        (100..200).contains(&self.status) && self.status != 101
     }
 }
 
@@ -74,6 +75,8 @@ pub struct Reader {
     pub finals: usize,
     /// Set once the stream is broken; nothing more is read.
     pub error: Option<String>,
+    /// Set once a `101` was read: the bytes after it are not HTTP.
+    upgraded: bool,
 }
 
 impl Reader {
@@ -85,7 +88,12 @@ impl Reader {
     /// True if bytes after the last complete response are waiting (a response begun and not
     /// finished).
     pub fn has_partial(&self) -> bool {
-        self.pos < self.buf.len()
+        !self.upgraded && self.pos < self.buf.len()
+    }
+
+    /// The bytes after a `101 Switching Protocols`, once one was read.
+    pub fn upgraded(&self) -> Option<&[u8]> {
+        self.upgraded.then(|| &self.buf[self.pos..])
     }
 
     /// True once request `i` has had an interim `100 Continue`.
@@ -118,7 +126,7 @@ impl Reader {
     }
 
     fn parse(&mut self, eof: bool, is_head: &dyn Fn(usize) -> bool) {
-        while self.error.is_none() && self.pos < self.buf.len() {
+        while self.error.is_none() && !self.upgraded && self.pos < self.buf.len() {
             match parse_one(&self.buf[self.pos..], eof, is_head(self.finals)) {
                 Ok(Some((mut parsed, head_len, len))) => {
                     parsed.head_at = self.time_of(self.pos + head_len - 1);
@@ -128,6 +136,7 @@ impl Reader {
                     if !parsed.is_interim() {
                         self.finals += 1;
                     }
+                    self.upgraded = parsed.status == 101;
                     self.responses.push(parsed);
                 }
                 Ok(None) => break,
