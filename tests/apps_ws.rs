@@ -1,7 +1,8 @@
 //! The WebSocket echo at `/ws` (and the upgrade under it) over real sockets: the handshake and
 //! its refusals, frames that arrive one byte per write, the close codes for an oversized message
 //! (1009), bad UTF-8 (1007) and an unmasked frame (1002), the upgrade idle timeout, a graceful
-//! shutdown (1001), `/metrics`, and Python's `websockets` client with messages up to 1 MiB.
+//! shutdown (1001), `/metrics`, curl's 101, Python's `websockets` client with messages up to 1 MiB, and
+//! headless Chromium echoing 1,000 messages from a page served by `/files/`.
 
 mod util;
 
@@ -15,7 +16,7 @@ use asycamore::apps::WsEcho;
 use asycamore::config::Config;
 use asycamore::middleware::Router;
 use asycamore::ws::{Opcode, write_frame, write_frame_masked};
-use util::{Reader, connect, get, metric, read_head, send_signal, spawn_server, wait_exit};
+use util::{Reader, connect, get, metric, read_head, send_signal, spawn_server, tool, wait_exit};
 
 /// RFC 6455 §1.3's example key and its accept value.
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -242,5 +243,110 @@ asyncio.run(main())
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The page headless Chromium loads from `/files/`: it opens `/ws`, sends 1,000 messages of
+/// mixed sizes up to 1 MiB (text and binary, one at a time), checks every echo, and reports
+/// through `/kv/chromium`.
+const CHROMIUM_PAGE: &str = r#"<!doctype html>
+<title>ws</title>
+<script>
+const ws = new WebSocket("ws://" + location.host + "/ws");
+ws.binaryType = "arraybuffer";
+const sizes = [0, 1, 125, 126, 1000, 65535, 65536, 100000, 1 << 20];
+let i = 0, sent = null, bad = 0;
+function message(i) {
+  const n = sizes[i % sizes.length];
+  if (i % 2) {
+    const a = new Uint8Array(n);
+    for (let k = 0; k < n; k++) a[k] = (k * 31 + i) & 255;
+    return a;
+  }
+  return "x".repeat(n) + "é".repeat(i % 5);
+}
+function same(a, b) {
+  if (typeof a === "string") return a === b;
+  const c = new Uint8Array(b);
+  if (c.length !== a.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== c[k]) return false;
+  return true;
+}
+function report(s) { fetch("/kv/chromium", {method: "PUT", body: s}); }
+function next() {
+  if (i === 1000) { report("ok " + i + " bad " + bad); ws.close(1000); return; }
+  sent = message(i);
+  ws.send(sent);
+}
+ws.onopen = next;
+ws.onmessage = (e) => { if (!same(sent, e.data)) bad++; i++; next(); };
+ws.onerror = () => report("error after " + i);
+</script>
+"#;
+
+#[test]
+fn headless_chromium_echoes_a_thousand_messages() {
+    let Some(chromium) = tool(
+        "chromium-headless-shell",
+        "apt-get install chromium-headless-shell",
+    ) else {
+        return;
+    };
+    let root = util::scratch_dir("chromium");
+    std::fs::write(root.join("ws.html"), CHROMIUM_PAGE).expect("the page");
+    let root_arg = root.to_string_lossy().into_owned();
+    let server = spawn_server(&["--root", &root_arg]);
+    let profile = root.join("profile");
+    let mut browser = Command::new(chromium)
+        .args(["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("http://{}/files/ws.html", server.addr))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    let began = Instant::now();
+    let verdict = loop {
+        let r = get(server.addr, "/kv/chromium");
+        if r.status == 200 {
+            break String::from_utf8_lossy(&r.body).into_owned();
+        }
+        if began.elapsed() > Duration::from_secs(120) {
+            break "no report from the page within 120 s".to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = browser.kill();
+    let _ = browser.wait();
+    assert_eq!(verdict, "ok 1000 bad 0");
+}
+
+#[test]
+fn curl_gets_the_101() {
+    let Some(curl) = tool("curl", "apt-get install curl") else {
+        return;
+    };
+    let server = spawn_server(&[]);
+    let out = Command::new(curl)
+        .args(["-si", "--max-time", "1", "-H", "Connection: Upgrade"])
+        .args([
+            "-H",
+            "Upgrade: websocket",
+            "-H",
+            "Sec-WebSocket-Version: 13",
+        ])
+        .args(["-H", &format!("Sec-WebSocket-Key: {KEY}")])
+        .arg(format!("http://{}/ws", server.addr))
+        .output()
+        .expect("curl runs");
+    // curl waits on the upgraded stream until --max-time: what matters is what it printed.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Sec-WebSocket-Accept: {ACCEPT}")),
+        "{text}"
     );
 }
