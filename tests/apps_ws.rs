@@ -1,8 +1,9 @@
 //! The WebSocket echo at `/ws` (and the upgrade under it) over real sockets: the handshake and
 //! its refusals, frames that arrive one byte per write, the close codes for an oversized message
 //! (1009), bad UTF-8 (1007) and an unmasked frame (1002), the upgrade idle timeout, a graceful
-//! shutdown (1001), `/metrics`, curl's 101, Python's `websockets` client with messages up to 1 MiB, and
-//! headless Chromium echoing 1,000 messages from a page served by `/files/`.
+//! shutdown (1001), `/metrics` and the access log, curl's 101, Python's `websockets` client
+//! with messages up to 1 MiB, and headless Chromium echoing 1,000 messages from a page served by
+//! `/files/`.
 
 mod util;
 
@@ -171,7 +172,10 @@ fn an_idle_upgraded_connection_times_out() {
 
 #[test]
 fn shutdown_says_going_away_and_metrics_count_upgrades() {
-    let mut server = spawn_server(&["--workers", "1"]);
+    let dir = util::scratch_dir("ws-log");
+    let log = dir.join("access.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let mut server = spawn_server(&["--workers", "1", "--access-log", &log_arg]);
     let mut ping = Vec::new();
     write_frame_masked(&mut ping, true, Opcode::Ping, b"p", [1, 2, 3, 4]);
     let mut stream = open(server.addr, &ping);
