@@ -19,7 +19,7 @@ use asycamore::units::Seconds;
 
 use crate::cli::ToolError;
 
-use crate::sys;
+use crate::procfs::{cpu_seconds, vm_kib};
 
 /// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
 #[derive(FromArgs, Debug)]
@@ -361,30 +361,6 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(running)
-}
-
-/// utime + stime of a process (all its threads), in seconds.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces; fields are counted after its closing parenthesis.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name, field 14 (utime) is at index 11 and field 15 (stime) at 12.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) as f64 / sys::clock_ticks_per_second() as f64)
-}
-
-/// A `Vm*` line of `/proc/PID/status`, in KiB.
-fn vm_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..]
-        .trim_start_matches(':')
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// The wrk script for pipelining: `depth` requests written as one batch.

@@ -20,5 +20,7 @@ pub mod histogram;
 pub mod load;
 pub mod oneraw;
 pub mod pending;
+pub mod procfs;
 pub mod sys;
 pub mod target;
+pub mod ws;

@@ -27,10 +27,11 @@ enum Tool {
     Pending(asycamore_bench::pending::PendingArgs),
     OneRaw(asycamore_bench::oneraw::OneRawArgs),
     BulkFetch(asycamore_bench::bulkfetch::BulkFetchArgs),
+    Ws(asycamore_bench::ws::WsArgs),
 }
 
 /// The names of the tools, as typed after `asycamore-bench`.
-const TOOLS: [&str; 7] = [
+const TOOLS: [&str; 8] = [
     "echo",
     "parse",
     "load",
@@ -38,6 +39,7 @@ const TOOLS: [&str; 7] = [
     "pending",
     "oneraw",
     "bulkfetch",
+    "ws",
 ];
 
 fn main() {
@@ -74,6 +76,7 @@ fn main() {
         Tool::Pending(a) => asycamore_bench::pending::main(a),
         Tool::OneRaw(a) => asycamore_bench::oneraw::main(a),
         Tool::BulkFetch(a) => asycamore_bench::bulkfetch::main(a),
+        Tool::Ws(a) => asycamore_bench::ws::main(a),
     };
     if let Err(e) = result {
         match (&e, tool) {
