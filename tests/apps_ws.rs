@@ -129,6 +129,8 @@ fn refused_handshakes_answer_as_rfc_6455_says() {
     assert_eq!(r.status, 426);
     assert_eq!(r.header("upgrade"), Some("websocket"));
     assert_eq!(r.header("sec-websocket-version"), Some("13"));
+    // Upgrade is hop-by-hop, so Connection lists it (RFC 9110 §7.8).
+    assert_eq!(r.header("connection"), Some("upgrade, close"));
     // Another version: 426 with the one we speak (§4.4).
     let r = ask(handshake().replace("Version: 13", "Version: 8"));
     assert_eq!(

@@ -588,6 +588,7 @@ fn write_head(
     let mut declared: Option<u64> = None;
     let mut has_date = false;
     let mut has_server = false;
+    let mut has_upgrade = false;
     let mut close = false;
     for &(name, value) in head.headers {
         match ServerHeader::of(name) {
@@ -610,6 +611,7 @@ fn write_head(
             }
             Some(ServerHeader::Date) => has_date = true,
             Some(ServerHeader::Server) => has_server = true,
+            Some(ServerHeader::Upgrade) => has_upgrade = true,
             None => {}
         }
         response::write_header(out, name, value.as_bytes())
@@ -639,15 +641,24 @@ fn write_head(
     request.close_requested |= close;
     request.response = Response::HeadSent(framing);
     let persistence = request.persistence(head.shutting_down);
+    // RFC 9110 §7.8: a response that sends `Upgrade` (a 426 asking for one, say) lists it in
+    // `Connection` too, as `Upgrade` is hop-by-hop.
+    let upgrade: &[u8] = if has_upgrade { b"upgrade, " } else { b"" };
     match persistence {
         Persistence::Close(_) => {
-            out.extend_from_slice(b"Connection: close\r\n");
+            out.extend_from_slice(b"Connection: ");
+            out.extend_from_slice(upgrade);
+            out.extend_from_slice(b"close\r\n");
         }
-        Persistence::KeepAlive => {
-            if request.head.version() == Version::Http10 {
-                out.extend_from_slice(b"Connection: keep-alive\r\n");
-            }
+        Persistence::KeepAlive if request.head.version() == Version::Http10 => {
+            out.extend_from_slice(b"Connection: ");
+            out.extend_from_slice(upgrade);
+            out.extend_from_slice(b"keep-alive\r\n");
         }
+        Persistence::KeepAlive if has_upgrade => {
+            out.extend_from_slice(b"Connection: upgrade\r\n");
+        }
+        Persistence::KeepAlive => {}
     }
     request.announced = Some(persistence);
     out.extend_from_slice(b"\r\n");
@@ -702,6 +713,8 @@ enum ServerHeader {
     Date,
     /// Written by the server unless the app has its own.
     Server,
+    /// Hop-by-hop (RFC 9110 §7.8): the server's `Connection` must then list `upgrade`.
+    Upgrade,
 }
 
 impl ServerHeader {
@@ -711,6 +724,7 @@ impl ServerHeader {
         let (candidate, header) = match name.len() {
             4 => ("date", ServerHeader::Date),
             6 => ("server", ServerHeader::Server),
+            7 => ("upgrade", ServerHeader::Upgrade),
             10 => ("connection", ServerHeader::Connection),
             14 => ("content-length", ServerHeader::ContentLength),
             17 => ("transfer-encoding", ServerHeader::TransferEncoding),
