@@ -175,6 +175,11 @@ struct Args {
     #[argh(switch)]
     list_dirs: bool,
 
+    /// send /files/ bodies by reading and writing them piece by piece instead of with
+    /// sendfile(2), for comparison
+    #[argh(switch)]
+    no_sendfile: bool,
+
     /// where /proxy/ forwards requests, HOST:PORT (default: none, /proxy/ answers 503)
     #[argh(option)]
     upstream: Option<String>,
@@ -290,6 +295,7 @@ fn demo_options(args: &Args) -> Result<DemoOptions, String> {
         .filter(|root| root.is_dir())
         .ok_or_else(|| format!("--root {} is not a folder", args.root.display()))?;
     demo.list_dirs = args.list_dirs;
+    demo.sendfile = !args.no_sendfile;
     if let Some(list) = &args.allow_connect {
         demo.allow_connect = allowed_destinations(list)?;
     }

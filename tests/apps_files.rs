@@ -234,3 +234,100 @@ fn every_way_out_of_the_root_is_refused() {
         b"hello, files\n"
     );
 }
+
+/// A patterned file of `len` bytes at `path`.
+fn patterned(path: &std::path::Path, len: usize) -> Vec<u8> {
+    let bytes = util::pattern(len, 11);
+    fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// The same bytes whether the body goes out with `sendfile(2)` or is copied (`--no-sendfile`):
+/// whole, as a range, after a range on the same connection, and nothing to HEAD.
+#[test]
+fn sendfile_and_the_copy_path_send_the_same_bytes() {
+    let tree = Tree::new("sendfile");
+    let bytes = patterned(&tree.base.join("root/data.bin"), 3 << 20);
+    for flags in [&[][..], &["--no-sendfile"][..]] {
+        let root = tree.root();
+        let mut args = vec!["--root", &root[..]];
+        args.extend_from_slice(flags);
+        let server = spawn_server(&args);
+        let mut stream = connect(server.addr);
+        write!(
+            stream,
+            "GET /files/data.bin HTTP/1.1\r\nHost: t\r\nRange: bytes=1000-1999999\r\n\r\n\
+             GET /files/data.bin HTTP/1.1\r\nHost: t\r\n\r\n\
+             HEAD /files/data.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = Reader::new(stream);
+        let part = reader.response_to("GET").expect("the range");
+        assert_eq!(part.status, 206, "{flags:?}");
+        assert_eq!(part.body, &bytes[1000..2_000_000], "{flags:?}");
+        let whole = reader.response_to("GET").expect("the whole file");
+        assert_eq!(whole.status, 200, "{flags:?}");
+        assert_eq!(whole.body, bytes, "{flags:?}");
+        let head = reader.response_to("HEAD").expect("the HEAD");
+        assert_eq!(head.header("content-length"), Some("3145728"), "{flags:?}");
+        assert!(head.body.is_empty(), "{flags:?}");
+        assert!(
+            reader.closed(),
+            "{flags:?}: the connection closes after the HEAD"
+        );
+    }
+}
+
+/// A file cut short while it is being sent ends the response short and closes the connection:
+/// never a response that lies about its length and keeps the connection.
+#[test]
+fn a_file_that_shrinks_while_it_is_sent_ends_with_a_close() {
+    let tree = Tree::new("shrinks");
+    let path = tree.base.join("root/shrinks.bin");
+    let total: u64 = 256 << 20;
+    for flags in [&[][..], &["--no-sendfile"][..]] {
+        // Sparse, so it costs no disk.
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(total).unwrap();
+        drop(file);
+        let root = tree.root();
+        let mut args = vec!["--root", &root[..]];
+        args.extend_from_slice(flags);
+        let server = spawn_server(&args);
+        let mut stream = connect(server.addr);
+        stream
+            .write_all(b"GET /files/shrinks.bin HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let head = util::read_head(&mut stream);
+        assert!(
+            head.contains(&format!("Content-Length: {total}\r\n")),
+            "{head}"
+        );
+        let mut buf = vec![0u8; 1 << 20];
+        let mut received = 0u64;
+        while received < 4 << 20 {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "{flags:?}: closed early");
+            received += n as u64;
+        }
+        // Cut the file to 8 MiB: the server cannot send what it promised.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        loop {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received += n as u64,
+            }
+        }
+        assert!(received < total, "{flags:?}: {received} bytes");
+        // The pipelined GET / is never answered on a connection whose response was cut.
+        assert!(
+            received <= (8 << 20) + (16 << 20),
+            "{flags:?}: {received} bytes"
+        );
+    }
+}

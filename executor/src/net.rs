@@ -274,6 +274,22 @@ impl TcpStream {
         sys::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR)
     }
 
+    /// Sends up to `count` bytes of the open file `file` from `*offset` with `sendfile(2)`, the
+    /// kernel copying from the page cache to the socket; advances `*offset` by what was sent.
+    /// `Ready(0)` means the file ended before `*offset + count` (it shrank), `WouldBlock` that
+    /// the socket's buffer is full (wait until writable).
+    ///
+    /// # Errors
+    /// From `sendfile`.
+    pub fn send_file(
+        &self,
+        file: RawFd,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<Step<usize>> {
+        step(sys::sendfile(self.fd.as_raw_fd(), file, offset, count))
+    }
+
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
     ///
     /// # Errors
@@ -412,6 +428,21 @@ pub trait Stream: AsRawFd {
     /// # Errors
     /// As [`TcpStream::shutdown_write`].
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// As [`TcpStream::send_file`]. A stream that cannot (a simulated one) answers
+    /// `ErrorKind::Unsupported`, and the caller copies the bytes through [`Stream::write`].
+    ///
+    /// # Errors
+    /// As [`TcpStream::send_file`].
+    fn send_file(
+        &mut self,
+        file: RawFd,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<Step<usize>> {
+        let _ = (file, offset, count);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// A source of connections: a [`TcpListener`], a [`UnixListener`](crate::unix::UnixListener) or
@@ -434,6 +465,14 @@ pub trait Listener: AsRawFd {
 impl Stream for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<Step<usize>> {
         TcpStream::read(self, buf)
+    }
+    fn send_file(
+        &mut self,
+        file: RawFd,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<Step<usize>> {
+        TcpStream::send_file(self, file, offset, count)
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
         TcpStream::write(self, buf)

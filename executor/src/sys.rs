@@ -332,6 +332,24 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// `sendfile(2)`: up to `count` bytes of the file `file`, from `*offset` (which it advances by
+/// what was sent), to the socket `socket`, without copying them through user space. `Ok(0)` at
+/// the end of the file.
+pub(crate) fn sendfile(
+    socket: RawFd,
+    file: RawFd,
+    offset: &mut u64,
+    count: usize,
+) -> io::Result<usize> {
+    let mut off =
+        libc::off_t::try_from(*offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: both are descriptors the caller holds open; `off` is a live local the kernel reads
+    // and updates; sendfile touches no other memory of ours.
+    let n = cvt_retry(|| unsafe { libc::sendfile(socket, file, &mut off, count) })?;
+    *offset = u64::try_from(off).unwrap_or(*offset);
+    Ok(n as usize)
+}
+
 /// `sendmsg(2)` of several buffers with `MSG_NOSIGNAL`. At most `IOV_MAX` buffers are sent.
 pub(crate) fn sendmsg(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // 1024 is IOV_MAX on Linux; more would fail with EINVAL instead of a short write.

@@ -179,6 +179,15 @@ impl Stream for UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<Step<usize>> {
         UnixStream::read(self, buf)
     }
+    fn send_file(
+        &mut self,
+        file: RawFd,
+        offset: &mut u64,
+        count: usize,
+    ) -> io::Result<Step<usize>> {
+        // sendfile(2) writes to any socket, a Unix-domain one too.
+        step(sys::sendfile(self.as_raw_fd(), file, offset, count))
+    }
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
         UnixStream::write(self, buf)
     }

@@ -45,6 +45,7 @@ pub const PIECE: usize = 64 * 1024;
 pub struct Files {
     root: Rc<Path>,
     list_dirs: bool,
+    sendfile: bool,
 }
 
 impl Files {
@@ -56,7 +57,16 @@ impl Files {
         Files {
             root: root.into(),
             list_dirs,
+            sendfile: true,
         }
+    }
+
+    /// Whether file bodies go out with `sendfile(2)` (the default: the bytes go from the page
+    /// cache to the socket unchanged, ranges included) or are read and written piece by piece
+    /// (`--no-sendfile`, for comparison).
+    pub fn with_sendfile(mut self, on: bool) -> Files {
+        self.sendfile = on;
+        self
     }
 }
 
@@ -69,6 +79,8 @@ pub enum FilesHandler {
         root: Rc<Path>,
         /// Whether a directory without `index.html` is listed.
         list_dirs: bool,
+        /// Whether the body goes out with `sendfile(2)`.
+        sendfile: bool,
     },
     /// The head is sent; `remaining` more bytes of `file` go out through `buf[start..end]`.
     Sending {
@@ -94,6 +106,7 @@ impl App for Files {
         Box::new(FilesHandler::Start {
             root: Rc::clone(&self.root),
             list_dirs: self.list_dirs,
+            sendfile: self.sendfile,
         })
     }
 }
@@ -102,8 +115,12 @@ impl Handler for FilesHandler {
     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         loop {
             match self {
-                FilesHandler::Start { root, list_dirs } => {
-                    match start(ex, root, *list_dirs) {
+                FilesHandler::Start {
+                    root,
+                    list_dirs,
+                    sendfile,
+                } => {
+                    match start(ex, root, *list_dirs, *sendfile) {
                         Some(sending) => *self = sending,
                         None => return Step::Ready(()), // answered in full
                     }
@@ -158,7 +175,12 @@ impl Handler for FilesHandler {
 }
 
 /// Answers everything but a file body; returns the `Sending` state when there is a body to send.
-fn start(ex: &mut Exchange<'_>, root: &Path, list_dirs: bool) -> Option<FilesHandler> {
+fn start(
+    ex: &mut Exchange<'_>,
+    root: &Path,
+    list_dirs: bool,
+    sendfile: bool,
+) -> Option<FilesHandler> {
     let environ = ex.environ();
     let method = environ.request_method();
     if method != "GET" && method != "HEAD" {
@@ -229,7 +251,7 @@ fn start(ex: &mut Exchange<'_>, root: &Path, list_dirs: bool) -> Option<FilesHan
             return None;
         }
     };
-    send_head(ex, &path, &meta, file)
+    send_head(ex, &path, &meta, file, sendfile)
 }
 
 /// Writes the head of a file response (200, 206, 304 or 416); returns the body's state.
@@ -238,6 +260,7 @@ fn send_head(
     path: &Path,
     meta: &Metadata,
     mut file: File,
+    sendfile: bool,
 ) -> Option<FilesHandler> {
     let environ = ex.environ();
     let len = meta.len();
@@ -305,6 +328,14 @@ fn send_head(
         return None;
     }
     if is_head || count == 0 {
+        return None;
+    }
+    if sendfile {
+        // The bytes go out as they are on disk: the connection sends them from the page cache.
+        if let Err(e) = ex.send_file(file, first, count) {
+            eprintln!("asycamore: files: {e}");
+            ex.close_after();
+        }
         return None;
     }
     if first > 0

@@ -60,6 +60,8 @@ pub struct DemoOptions {
     pub root: PathBuf,
     /// Whether `/files/` lists directories that have no `index.html`.
     pub list_dirs: bool,
+    /// Whether `/files/` sends bodies with `sendfile(2)` (`--no-sendfile` turns it off).
+    pub sendfile: bool,
     /// Where `/proxy/` forwards to; without one it answers 503.
     pub upstream: Option<SocketAddr>,
     /// How long the upstream may stay silent before `/proxy/` gives up (504).
@@ -82,6 +84,7 @@ impl DemoOptions {
         DemoOptions {
             root: PathBuf::from("."),
             list_dirs: false,
+            sendfile: true,
             upstream: None,
             upstream_timeout: proxy::TIMEOUT,
             pool,
@@ -121,7 +124,10 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             .exact("/", Hello)
             .mount("/echo", Echo)
             .mount("/upload", Upload)
-            .mount("/files", Files::new(&options.root, options.list_dirs))
+            .mount(
+                "/files",
+                Files::new(&options.root, options.list_dirs).with_sendfile(options.sendfile),
+            )
             .mount(
                 "/proxy",
                 Proxy::new(options.upstream, options.upstream_timeout),

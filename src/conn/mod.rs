@@ -33,6 +33,7 @@
 pub(crate) mod request;
 
 use std::mem;
+use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ use crate::service::{App, Environ, Exchange, Handler, Peer, Tunnel, Upgraded, re
 use crate::shutdown::{Membership, SHUTDOWN_IDLE_WAIT, WorkerShutdown};
 use crate::stats::ServerStats;
 
-use request::{Body, Framing, Persistence, Request, Response};
+use request::{Body, FileBody, Framing, Persistence, Request, Response};
 
 /// Resumes of the handler (or head parses) in one resume of the connection before it yields, so
 /// one busy connection cannot hold the loop.
@@ -87,6 +88,12 @@ enum State {
         tunnel: Box<dyn Tunnel>,
         /// When a byte was last read or sent.
         active: Instant,
+    },
+    /// The handler gave a file as the rest of the body ([`Exchange::send_file`]): sending it,
+    /// after the output. `moved` is when a byte last went out (the write timeout runs from it).
+    SendingFile {
+        /// When a byte last went out.
+        moved: Instant,
     },
     /// Sending what is left of the output before closing.
     Closing,
@@ -199,6 +206,7 @@ impl<S: Stream> Connection<S> {
             State::Handling(handler) => self.handle(handler, cx),
             State::Draining { left } => self.drain(left, cx),
             State::Upgraded { tunnel, active } => self.tunnel(tunnel, active, cx),
+            State::SendingFile { moved } => self.send_file(moved, cx),
             State::Closing => self.close(cx),
             State::Lingering { until, discarded } => self.linger(until, discarded, cx),
             State::Done => Next::Go(State::Done),
@@ -398,6 +406,9 @@ impl<S: Stream> Connection<S> {
                     cx.clear_waits();
                     let status = self.request.status;
                     cx.note(|| format!("handler done: {status}"));
+                    if self.request.file_body.is_some() {
+                        return Next::Go(State::SendingFile { moved: cx.now() });
+                    }
                     return Next::Go(self.finish_response(cx));
                 }
                 Err(panic) => {
@@ -470,6 +481,75 @@ impl<S: Stream> Connection<S> {
             Ok(Step::Ready(Filled::Closed | Filled::Full)) | Err(_) => true,
             Ok(Step::WouldBlock) => false,
         }
+    }
+
+    /// `SendingFile`: the output first (the head), then the file, with `sendfile(2)` where the
+    /// stream can and through the output where it cannot (a simulated stream); then the
+    /// response is complete.
+    fn send_file(&mut self, mut moved: Instant, cx: &mut Cx<'_>) -> Next<State> {
+        for _ in 0..STEP_BUDGET {
+            let now = cx.now();
+            if self.flush(cx).is_err() {
+                return Next::Go(State::Done);
+            }
+            let Some(body) = self.request.file_body.as_mut() else {
+                return Next::Go(self.finish_response(cx));
+            };
+            if body.remaining == 0 {
+                self.request.file_body = None;
+                return Next::Go(self.finish_response(cx));
+            }
+            if !self.output.is_empty() {
+                // The bytes before the file must go first.
+                if self.write_stalled(now) {
+                    return Next::Go(State::Done);
+                }
+                self.wait_output(cx);
+                return Next::Wait(State::SendingFile { moved });
+            }
+            let count = usize::try_from(body.remaining).map_or(FILE_PIECE, |n| n.min(FILE_PIECE));
+            let fd = body.file.as_raw_fd();
+            let sent = match self.stream.send_file(fd, &mut body.offset, count) {
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => copy_file_piece(
+                    body,
+                    self.output.vec(),
+                    count.min(self.config.output_high_water),
+                )
+                .map(Step::Ready),
+                other => other.inspect(|step| {
+                    if let Step::Ready(n) = step {
+                        self.stats.bytes_written(*n);
+                    }
+                }),
+            };
+            match sent {
+                Ok(Step::Ready(0)) | Err(_) => {
+                    // The file shrank (or cannot be read, or the socket failed): the body ends
+                    // short, and the close that follows is all the client can be told.
+                    cx.note(|| "file body ended short".into());
+                    self.request.file_body = None;
+                    self.request.close_requested = true;
+                    return Next::Go(self.finish_response(cx));
+                }
+                Ok(Step::Ready(n)) => {
+                    body.remaining -= n as u64;
+                    self.request.file_sent(n as u64);
+                    moved = now;
+                }
+                Ok(Step::WouldBlock) => {
+                    let until = moved + self.config.write_timeout;
+                    if now >= until {
+                        self.stats.timeout();
+                        return Next::Go(State::Done);
+                    }
+                    cx.wait_writable(self.stream.as_raw_fd());
+                    cx.wait_until(until);
+                    return Next::Wait(State::SendingFile { moved });
+                }
+            }
+        }
+        cx.yield_now();
+        Next::Wait(State::SendingFile { moved })
     }
 
     /// The handler is done: end the body's framing and choose the next state.
@@ -886,6 +966,22 @@ impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
         self.stats.connection_closed();
     }
+}
+
+/// Most of a file body handed to one `sendfile(2)`.
+const FILE_PIECE: usize = 1 << 20;
+
+/// Copies up to `most` bytes of `body`'s file into `out`, for a stream that cannot send a file
+/// itself; `Ok(0)` at the file's end.
+fn copy_file_piece(body: &mut FileBody, out: &mut Vec<u8>, most: usize) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let start = out.len();
+    out.resize(start + most, 0);
+    let n = body.file.read_at(&mut out[start..], body.offset);
+    out.truncate(start + *n.as_ref().unwrap_or(&0));
+    let n = n?;
+    body.offset += n as u64;
+    Ok(n)
 }
 
 /// Logs a caught panic's message.

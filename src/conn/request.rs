@@ -57,6 +57,20 @@ pub(crate) struct Request {
     /// The tunnel a `101 Switching Protocols` handed over: once the handler is done, the
     /// connection runs it instead of reading another request.
     pub upgrade: Option<Box<dyn Tunnel>>,
+    /// A file the handler gave as the rest of the body (`Exchange::send_file`): the connection
+    /// sends it after the handler is done, with `sendfile(2)` where the stream can.
+    pub file_body: Option<FileBody>,
+}
+
+/// The part of a file that is the rest of a response body.
+#[derive(Debug)]
+pub(crate) struct FileBody {
+    /// The open file.
+    pub file: std::fs::File,
+    /// The next byte of it to send.
+    pub offset: u64,
+    /// Bytes still to send.
+    pub remaining: u64,
 }
 
 /// Where the request body stands. Offsets are into the read buffer's data, whose first
@@ -212,6 +226,7 @@ impl Request {
             started: now,
             body_limit: u64::MAX,
             upgrade: None,
+            file_body: None,
         }
     }
 
@@ -239,6 +254,7 @@ impl Request {
         self.started = now;
         self.body_limit = u64::MAX;
         self.upgrade = None;
+        self.file_body = None;
     }
 
     /// The one place that decides whether the connection stays open after this response (hyper's
@@ -267,6 +283,17 @@ impl Request {
             return Persistence::KeepAlive;
         };
         Persistence::Close(reason)
+    }
+
+    /// `n` bytes of a file body went out (or into the output): the length still owed drops.
+    pub fn file_sent(&mut self, n: u64) {
+        if let Response::HeadSent(Framing::Length { remaining })
+        | Response::Streaming(Framing::Length { remaining }) = self.response
+        {
+            self.response = Response::Streaming(Framing::Length {
+                remaining: remaining.saturating_sub(n),
+            });
+        }
     }
 
     /// True if the response is complete with fewer body bytes than it declared (a response to

@@ -60,6 +60,9 @@ pub enum OutputError {
     TooLong,
     /// The response is already complete.
     Finished,
+    /// [`Exchange::send_file`](super::Exchange::send_file) on a response without a
+    /// `Content-Length` that the file's part matches.
+    NotSized,
     /// Trailer fields on a response that cannot carry them: one with a `Content-Length`, or
     /// to HTTP/1.0 (no chunked coding), or a field that must not be a trailer (RFC 9110 §6.5.1).
     NoTrailers,
@@ -74,6 +77,7 @@ impl fmt::Display for OutputError {
             OutputError::FramingHeader => "Transfer-Encoding is set by the server, not the app",
             OutputError::TooLong => "more body than the declared Content-Length",
             OutputError::Finished => "the response is already complete",
+            OutputError::NotSized => "a file body needs a Content-Length equal to its length",
             OutputError::NoTrailers => "this response cannot carry these trailer fields",
         })
     }

@@ -9,6 +9,7 @@
 //! handler, and resumes it at once if that was enough — so the handler's view of the buffers
 //! never changes under it, and the trace shows what every handler waits for.
 
+use std::fs::File;
 use std::mem;
 use std::os::fd::RawFd;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use executor::{Cx, Step};
 
 use crate::buffer::{ReadBuffer, WriteBuffer};
 use crate::config::Config;
-use crate::conn::request::{Body, Expect, Framing, Persistence, Request, Response};
+use crate::conn::request::{Body, Expect, FileBody, Framing, Persistence, Request, Response};
 use crate::detect::syntax::list_elements;
 use crate::detect::{BodyEvent, Trailers, Version, parse_content_length};
 use crate::response;
@@ -421,6 +422,45 @@ impl<'a> Exchange<'a> {
             eprintln!("asycamore: handler response failed: {e}");
             self.request.close_requested = true;
         }
+    }
+
+    /// Gives `len` bytes of `file`, from `offset`, as the rest of the body: the connection sends
+    /// them once this handler returns `Ready(())`, with `sendfile(2)` — from the page cache to
+    /// the socket, never through the process — where the stream allows, and by copying where
+    /// it does not. For a response started with a `Content-Length` of which `len` bytes are
+    /// still owed (a whole file, or a range of it); to `HEAD` nothing is sent. A file that
+    /// shrinks meanwhile ends the body short, and the connection then closes (the client sees a
+    /// cut response, never a wrong one).
+    ///
+    /// # Errors
+    /// [`OutputError::NotStarted`] before `start_response`, [`OutputError::NotSized`] for a
+    /// response without a length or whose remaining length is not `len`.
+    pub fn send_file(&mut self, file: File, offset: u64, len: u64) -> Result<(), OutputError> {
+        let request = &mut *self.request;
+        let (Response::HeadSent(Framing::Length { remaining })
+        | Response::Streaming(Framing::Length { remaining })) = request.response
+        else {
+            return Err(match request.response {
+                Response::NotStarted => OutputError::NotStarted,
+                _ => OutputError::NotSized,
+            });
+        };
+        if remaining != len {
+            return Err(OutputError::NotSized);
+        }
+        if request.is_head {
+            request.response = Response::Streaming(Framing::Length { remaining: 0 });
+            return Ok(());
+        }
+        // Counted now, for the access log, which logs when the handler is done: a file that
+        // shrinks meanwhile is logged at the length it had.
+        request.body_bytes_sent += len;
+        request.file_body = Some(FileBody {
+            file,
+            offset,
+            remaining: len,
+        });
+        Ok(())
     }
 
     /// Answers `101 Switching Protocols` to `protocol` (as the client named it in `Upgrade`,
