@@ -1,7 +1,12 @@
-//! `files`: serves a folder's files, a piece at a time as the client takes them.
+//! `files`: serves a folder's files, with `sendfile(2)` or a piece at a time as the client takes
+//! them.
 //!
-//! A tutorial of a *producer* (the WSGI `wsgi.file_wrapper` question: how to send a file without
-//! holding it in memory). The handler owns the open file and one reused [`PIECE`]-byte buffer.
+//! By default the handler answers the head and gives the open file (or the range of it) to
+//! [`Exchange::send_file`]: the connection then sends it with `sendfile(2)`, the kernel copying
+//! from the page cache to the socket — WSGI's `wsgi.file_wrapper`, done by the server. With
+//! `--no-sendfile` ([`Files::with_sendfile`]) it is a tutorial of a *producer* instead (the
+//! `wsgi.file_wrapper` question: how to send a file without holding it in memory). The handler
+//! owns the open file and one reused [`PIECE`]-byte buffer.
 //! Each resume it writes what the buffer holds; when `write` says `WouldBlock` (the client is
 //! slower than the disk) it returns `WouldBlock` and is resumed once the output has drained; when
 //! the buffer is empty it reads the next piece. A 1 GiB download therefore costs one buffer, not
