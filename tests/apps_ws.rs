@@ -148,7 +148,50 @@ fn refused_handshakes_answer_as_rfc_6455_says() {
     assert_eq!(r.status, 400);
     // Not a GET: 405 from the router.
     let r = ask(handshake().replace("GET", "POST"));
-    assert_eq!((r.status, r.header("allow")), (405, Some("GET, OPTIONS")));
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
+    // HEAD: what a GET without the upgrade would get, without its content.
+    let mut stream = connect(addr);
+    stream
+        .write_all(b"HEAD /ws HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let r = Reader::new(stream).response_to("HEAD").expect("a response");
+    assert_eq!((r.status, r.header("upgrade")), (426, Some("websocket")));
+    assert!(r.body.is_empty());
+}
+
+#[test]
+fn expect_100_continue_gets_its_100_before_the_101() {
+    let addr = small_echo(Config::default());
+    let mut stream = connect(addr);
+    let request = handshake().replace("\r\n\r\n", "\r\nExpect: 100-continue\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("write");
+    let first = read_head(&mut stream);
+    assert_eq!(first, "HTTP/1.1 100 Continue\r\n\r\n");
+    let second = read_head(&mut stream);
+    assert!(second.starts_with("HTTP/1.1 101 "), "{second}");
+}
+
+#[test]
+fn a_close_1001_follows_a_message_when_the_server_shuts_down() {
+    // The echo is at a message boundary only once the decoder has reported the end of the last
+    // frame, which came with the frame's last byte.
+    let mut server = spawn_server(&["--workers", "1"]);
+    let mut hello = Vec::new();
+    write_frame_masked(&mut hello, true, Opcode::Text, b"hello", [1, 2, 3, 4]);
+    let mut stream = open(server.addr, &hello);
+    let mut echo = [0u8; 7];
+    stream.read_exact(&mut echo).expect("the echo");
+    assert_eq!(&echo, b"\x81\x05hello");
+    send_signal(server.child.id(), libc::SIGTERM);
+    let out = rest(stream);
+    assert_eq!(close_code(&out), 1001, "{out:?}");
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(10)),
+        Some(0)
+    );
 }
 
 #[test]
@@ -160,7 +203,9 @@ fn an_idle_upgraded_connection_times_out() {
     let addr = small_echo(config);
     let began = Instant::now();
     let out = rest(open(addr, b""));
-    assert!(out.is_empty(), "closed without a frame: {out:?}");
+    // A goodbye before the close: 1001, going away.
+    assert_eq!(close_code(&out), 1001, "{out:?}");
+    assert!(out.ends_with(b"idle for too long"), "{out:?}");
     let took = began.elapsed();
     assert!(
         took >= Duration::from_millis(300),

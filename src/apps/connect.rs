@@ -52,6 +52,14 @@ impl App for ConnectProxy {
     }
 
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
+        // RFC 9110 §9.3.6: a CONNECT has no content; one that sends some is refused before
+        // any connection is made.
+        if environ.content_length().is_some_and(|n| n > 0) || environ.is_chunked() {
+            return Box::new(ConnectHandler::Refused(
+                400,
+                "a CONNECT request has no content",
+            ));
+        }
         let target = environ.target();
         let found = self
             .allowed
@@ -59,7 +67,7 @@ impl App for ConnectProxy {
             .find(|(name, _)| name.as_bytes().eq_ignore_ascii_case(target));
         Box::new(match found {
             Some(&(_, addr)) => ConnectHandler::Start(addr),
-            None => ConnectHandler::Forbidden,
+            None => ConnectHandler::Refused(403, "this server does not tunnel to that destination"),
         })
     }
 }
@@ -67,8 +75,8 @@ impl App for ConnectProxy {
 /// The handler of one CONNECT: reach the destination, then answer.
 #[derive(Debug)]
 pub enum ConnectHandler {
-    /// The destination is not on the list.
-    Forbidden,
+    /// Refused with this status and reason (a destination not on the list: 403).
+    Refused(u16, &'static str),
     /// Not started: the destination's address.
     Start(SocketAddr),
     /// Connecting, until the deadline.
@@ -79,8 +87,11 @@ impl Handler for ConnectHandler {
     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
         loop {
             *self = match self {
-                ConnectHandler::Forbidden => {
-                    ex.fail(403, "this server does not tunnel to that destination");
+                ConnectHandler::Refused(status, reason) => {
+                    // Bytes the client sent after the head (a TLS hello, hoping) are not HTTP:
+                    // close after the answer, here and on every refusal below.
+                    ex.close_after();
+                    ex.fail(*status, reason);
                     return Step::Ready(());
                 }
                 ConnectHandler::Start(addr) => ConnectHandler::Connecting(
@@ -91,18 +102,21 @@ impl Handler for ConnectHandler {
                     Ok(Step::Ready(upstream)) => {
                         let relay = Box::new(Relay::new(upstream));
                         if let Err(e) = ex.accept_connect(&[], relay) {
+                            ex.close_after();
                             ex.fail(e.status(), &e.to_string());
                         }
                         return Step::Ready(());
                     }
                     Ok(Step::WouldBlock) => {
                         if timer.poll(cx).is_ready() {
+                            ex.close_after();
                             ex.fail(504, "the destination did not answer in time");
                             return Step::Ready(());
                         }
                         return Step::WouldBlock;
                     }
                     Err(e) => {
+                        ex.close_after();
                         ex.fail(502, &format!("cannot reach the destination: {e}"));
                         return Step::Ready(());
                     }

@@ -188,14 +188,14 @@ pub fn render(t: &StatsSnapshot, workers: &[StatsSnapshot], started: f64) -> Str
         &mut out,
         "asycamore_upgraded_connections_open",
         "gauge",
-        "Connections that switched protocols (101) and are open now.",
+        "Connections that switched protocols (101) or became CONNECT tunnels, open now.",
         t.upgraded_open,
     );
     single(
         &mut out,
         "asycamore_upgraded_connections_total",
         "counter",
-        "Connections that switched protocols (101).",
+        "Connections that switched protocols (101) or became CONNECT tunnels.",
         t.upgraded_total,
     );
     single(

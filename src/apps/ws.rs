@@ -40,17 +40,22 @@ impl WsEcho {
 
 impl App for WsEcho {
     fn methods(&self) -> Option<&[Method]> {
-        // RFC 6455 §4.1: the handshake is a GET.
-        Some(&[Method::Get])
+        // RFC 6455 §4.1: the handshake is a GET; HEAD is answered as a GET that did not ask to
+        // upgrade (RFC 9110 §9.3.2).
+        Some(&[Method::Get, Method::Head])
     }
 
     fn handler(&self, environ: &mut Environ<'_>) -> Box<dyn Handler> {
         let head = environ.head();
-        let answer = validate_upgrade(
-            environ.request_method().as_bytes(),
-            head.version(),
-            environ.headers(),
-        );
+        let answer = if environ.request_method() == "HEAD" {
+            Err(HandshakeError::MissingUpgrade)
+        } else {
+            validate_upgrade(
+                environ.request_method().as_bytes(),
+                head.version(),
+                environ.headers(),
+            )
+        };
         Box::new(Handshake {
             answer,
             max_message: self.max_message,
@@ -74,13 +79,16 @@ impl Handler for Handshake {
                 if let Err(e) =
                     ex.switch_protocols("websocket", &[("Sec-WebSocket-Accept", accept)], echo)
                 {
-                    // The handshake checks passed, so only a request with a body gets here.
+                    // The handshake checks passed: a request with a body, or a shutdown.
+                    ex.close_after();
                     ex.fail(e.status(), &e.to_string());
                 }
             }
             Err(e) => {
                 let mut headers = vec![("Content-Type", "text/plain; charset=utf-8")];
                 headers.extend_from_slice(e.headers());
+                // Frames the client sent after the head, hoping, are no HTTP: close after this.
+                ex.close_after();
                 ex.respond(e.status(), &headers, format!("{}\n", e.reason()).as_bytes());
             }
         }
@@ -134,19 +142,22 @@ impl Tunnel for Echo {
                 // The connection sends what is left, then closes (§7.1.1).
                 return Step::Ready(());
             };
-            if io.shutting_down() && owed == 0 && self.decoder.is_idle() {
-                write_close(io.output(), CloseCode::GOING_AWAY, "server shutting down");
+            if (io.shutting_down() || io.ending()) && owed == 0 && self.decoder.is_idle() {
+                // Going away: the server is shutting down, or the connection idled out.
+                let reason = if io.ending() {
+                    "idle for too long"
+                } else {
+                    "server shutting down"
+                };
+                write_close(io.output(), CloseCode::GOING_AWAY, reason);
                 self.state = EchoState::Closed;
                 continue;
             }
             // Backpressure first: decode only while the output has room, and no more payload
-            // than fits (the decoder takes any prefix of its input).
+            // than fits (the decoder takes any prefix of its input). The decoder is asked even
+            // with no input: a frame whose last byte came in the previous read still has its end
+            // to report, after which the echo is at a message boundary.
             ready!(io.wait_room(cx));
-            ready!(io.wait_input(cx));
-            if io.input().is_empty() {
-                // The client closed without a close frame (§7.1.5: 1006, nothing to send).
-                return Step::Ready(());
-            }
             let room = io.room();
             let (input, out) = io.split();
             let input = &input[..input.len().min(room)];
@@ -155,6 +166,12 @@ impl Tunnel for Echo {
                 Ok((used, Step::WouldBlock)) => {
                     // All of it taken: the decoder keeps partial headers itself.
                     io.consume(used);
+                    if io.input().is_empty() && io.peer_closed() {
+                        // The client closed without a close frame (§7.1.5: 1006, nothing to
+                        // send).
+                        return Step::Ready(());
+                    }
+                    ready!(io.wait_input(cx));
                     continue;
                 }
                 Err(e) => {

@@ -632,6 +632,7 @@ impl<S: Stream> Connection<S> {
         cx: &mut Cx<'_>,
     ) -> Next<State> {
         let fd = self.stream.as_raw_fd();
+        let mut ending = false;
         for _ in 0..STEP_BUDGET {
             cx.clear_waits();
             cx.note(|| format!("resume tunnel ({})", tunnel.kind()));
@@ -642,6 +643,7 @@ impl<S: Stream> Connection<S> {
                     output: &mut self.output,
                     high_water: self.config.output_high_water,
                     shutting_down: self.shutting_down,
+                    ending,
                     now: cx.now(),
                 };
                 catch_unwind(AssertUnwindSafe(|| tunnel.resume(&mut io, cx)))
@@ -690,10 +692,16 @@ impl<S: Stream> Connection<S> {
             }
             if !room && !arrived {
                 let idle_end = active + self.config.upgrade_idle_timeout;
-                if now >= idle_end {
+                if now >= idle_end && !ending {
+                    // Once more, so the tunnel can say goodbye in its protocol.
+                    cx.note(|| "upgrade idle timeout: the tunnel's last resume".into());
+                    self.stats.timeout();
+                    ending = true;
+                    continue;
+                }
+                if ending {
                     cx.clear_waits();
                     cx.note(|| "upgrade idle timeout: closing".into());
-                    self.stats.timeout();
                     self.stats.upgrade_ended();
                     return Next::Go(State::Closing);
                 }
@@ -986,6 +994,10 @@ impl<S: Stream> Coroutine for Connection<S> {
 
 impl<S> Drop for Connection<S> {
     fn drop(&mut self) {
+        if let State::Upgraded { .. } = self.state {
+            // Dropped mid-stream (the worker's grace period ran out).
+            self.stats.upgrade_ended();
+        }
         self.stats.connection_closed();
     }
 }

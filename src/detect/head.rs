@@ -186,6 +186,12 @@ impl RequestHead {
         self.facts.keep_alive
     }
 
+    /// True if an HTTP/1.1 client sent `Expect: 100-continue`, body or not (RFC 9110 §7.8 wants
+    /// the 100 before a 101 even without one).
+    pub fn sent_expect_continue(&self) -> bool {
+        self.facts.expect_continue && self.version == Version::Http11
+    }
+
     /// True if the client waits for `100 Continue` before sending the body. RFC 9110 §10.1.1: an
     /// HTTP/1.0 client's expectation is ignored, and so is one on a request with no body.
     pub fn expects_continue(&self) -> bool {

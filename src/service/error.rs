@@ -98,6 +98,8 @@ pub enum UpgradeError {
     /// The request has a body: the upgraded stream would begin after it, which this server does
     /// not wait for; the client should upgrade with a request that has none.
     HasBody,
+    /// The server is shutting down: no new stream is started that the grace period would cut.
+    ShuttingDown,
     /// A response was already started.
     AlreadyStarted,
     /// A header the application gave would split the response.
@@ -106,12 +108,14 @@ pub enum UpgradeError {
 
 impl UpgradeError {
     /// The status to answer with instead: 426 with an `Upgrade` field for a client that did not
-    /// ask properly (RFC 9110 §15.5.22), 400 for one with a body, 500 for the application's own
-    /// mistakes.
+    /// ask properly (RFC 9110 §15.5.22), 400 for one with a body, 503 during a shutdown, 500 for
+    /// the application's own mistakes.
     pub fn status(self) -> u16 {
         match self {
             UpgradeError::NotOffered | UpgradeError::Http10 => 426,
             UpgradeError::HasBody => 400,
+            // RFC 9110 §15.6.4: unavailable for now.
+            UpgradeError::ShuttingDown => 503,
             UpgradeError::AlreadyStarted | UpgradeError::InvalidHeader => 500,
         }
     }
@@ -123,6 +127,7 @@ impl fmt::Display for UpgradeError {
             UpgradeError::NotOffered => "the request does not offer this protocol upgrade",
             UpgradeError::Http10 => "HTTP/1.0 requests cannot be upgraded",
             UpgradeError::HasBody => "a request with a body cannot be upgraded",
+            UpgradeError::ShuttingDown => "the server is shutting down",
             UpgradeError::AlreadyStarted => "the response was already started",
             UpgradeError::InvalidHeader => "invalid header",
         })

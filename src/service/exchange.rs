@@ -472,8 +472,8 @@ impl<'a> Exchange<'a> {
     ///
     /// # Errors
     /// An [`UpgradeError`] when the request cannot be upgraded to `protocol` — it is HTTP/1.0,
-    /// has a body, or did not offer `protocol` in `Upgrade` with `upgrade` in `Connection` — or
-    /// when a response was started or a header is invalid. Nothing is written then: answer the
+    /// has a body, or did not offer `protocol` in `Upgrade` with `upgrade` in `Connection`, or
+    /// the server is shutting down — or when a response was started or a header is invalid. Nothing is written then: answer the
     /// request some other way (the error's [`status`](UpgradeError::status), with
     /// `Upgrade: protocol` for a 426).
     pub fn switch_protocols(
@@ -502,6 +502,14 @@ impl<'a> Exchange<'a> {
         if !listed("connection", b"upgrade") || !listed("upgrade", protocol.as_bytes()) {
             return Err(UpgradeError::NotOffered);
         }
+        if self.shutting_down {
+            return Err(UpgradeError::ShuttingDown);
+        }
+        if head.sent_expect_continue() && self.request.expect != Expect::Sent {
+            // RFC 9110 §7.8: with both Upgrade and `Expect: 100-continue`, the 100 comes first.
+            self.output.vec().extend_from_slice(CONTINUE);
+            self.request.expect = Expect::Sent;
+        }
         let mut all = vec![("Connection", "Upgrade"), ("Upgrade", protocol)];
         all.extend_from_slice(headers);
         self.write_switch(101, &all, tunnel)
@@ -515,7 +523,7 @@ impl<'a> Exchange<'a> {
     ///
     /// # Errors
     /// [`UpgradeError::NotOffered`] for a request that is not a CONNECT,
-    /// [`UpgradeError::HasBody`], [`UpgradeError::AlreadyStarted`],
+    /// [`UpgradeError::HasBody`], [`UpgradeError::ShuttingDown`], [`UpgradeError::AlreadyStarted`],
     /// [`UpgradeError::InvalidHeader`]; nothing is written then.
     pub fn accept_connect(
         &mut self,
@@ -530,6 +538,9 @@ impl<'a> Exchange<'a> {
         }
         if !self.request.body.is_drained() {
             return Err(UpgradeError::HasBody);
+        }
+        if self.shutting_down {
+            return Err(UpgradeError::ShuttingDown);
         }
         self.write_switch(200, headers, tunnel)
     }

@@ -46,6 +46,8 @@ pub struct Upgraded<'a> {
     /// Output size above which writes say `WouldBlock` (`--output-high-water`).
     pub(crate) high_water: usize,
     pub(crate) shutting_down: bool,
+    /// The connection closes after this resume (the upgrade idle timeout passed).
+    pub(crate) ending: bool,
     pub(crate) now: Instant,
 }
 
@@ -130,6 +132,13 @@ impl Upgraded<'_> {
     /// protocol's own way.
     pub fn shutting_down(&self) -> bool {
         self.shutting_down
+    }
+
+    /// True on the last resume before the connection closes because nothing moved for the
+    /// upgrade idle timeout: what the tunnel writes now (a goodbye in its protocol) is sent,
+    /// then the connection closes whatever the tunnel answers.
+    pub fn ending(&self) -> bool {
+        self.ending
     }
 
     /// The executor's clock at this resume.

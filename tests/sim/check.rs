@@ -134,7 +134,13 @@ fn check_client(scenario: &Scenario, run: &Run, o: &Observed, v: &mut Violations
         }
         finals += 1;
         let continued = o.reader.continued(i);
-        check_final(scenario, o, (i, req), r, continued, v);
+        let upgrade = matches!(req.route, Route::Ws | Route::Count(_));
+        if upgrade && r.status == 503 && after_shutdown(r.head_at) {
+            // No new stream during a shutdown: the grace period would only cut it.
+            finals_refused_upgrade(v, r);
+        } else {
+            check_final(scenario, o, (i, req), r, continued, v);
+        }
         let must_close = must_close(req, r);
         let may_close = after_shutdown(r.head_at) || cut_by_client;
         if r.says_close() && !must_close && !may_close {
@@ -256,6 +262,13 @@ fn must_close(req: &Req, r: &Parsed) -> bool {
 /// after answering without reading it).
 fn drains_too_much(scenario: &Scenario, req: &Req) -> bool {
     req.route == Route::Hello && req.body.len() as u64 > scenario.drain_limit
+}
+
+/// A refused upgrade must say why, and close.
+fn finals_refused_upgrade(v: &mut Violations, r: &Parsed) {
+    if !r.says_close() {
+        v.add("a 503 to an upgrade during shutdown that keeps the connection".into());
+    }
 }
 
 /// Checks `r`, the final response to request `i`, `req`.
