@@ -615,7 +615,10 @@ fn serve<P: Poller>(
         max_connections,
     };
     let mut tasks = WorkerTasks::new(setup);
-    for (listener, local) in listeners.tcp {
+    for (mut listener, local) in listeners.tcp {
+        // The connection sets TCP_NODELAY itself, once it writes a second time (see
+        // `Connection::no_delay`): a connection answered once and closed never needs it.
+        listener.set_nodelay_on_accept(false);
         tasks.accept_on(&mut executor, listener, Some(local));
     }
     for listener in listeners.unix {

@@ -96,6 +96,8 @@ pub fn is_connection_error(e: &io::Error) -> bool {
 #[derive(Debug)]
 pub struct TcpListener {
     fd: OwnedFd,
+    /// Whether accepted streams get `TCP_NODELAY` ([`TcpListener::set_nodelay_on_accept`]).
+    nodelay: bool,
 }
 
 impl Drop for TcpListener {
@@ -118,19 +120,30 @@ impl TcpListener {
         }
         sys::bind(fd.as_raw_fd(), &addr)?;
         sys::listen(fd.as_raw_fd(), options.backlog)?;
-        Ok(TcpListener { fd })
+        Ok(TcpListener { fd, nodelay: true })
+    }
+
+    /// Whether [`TcpListener::accept`] sets `TCP_NODELAY` on the streams it hands out (the
+    /// default). A server that sets it itself, on the connections where Nagle's algorithm could
+    /// hold a write back (a second response, a stream written in pieces), saves one system call
+    /// on every connection that answers once and closes.
+    pub fn set_nodelay_on_accept(&mut self, on: bool) {
+        self.nodelay = on;
     }
 
     /// Accepts one connection: the stream is non-blocking, close-on-exec and has `TCP_NODELAY`
-    /// set (responses are written whole, so Nagle's algorithm would only add latency).
+    /// set unless [`TcpListener::set_nodelay_on_accept`] said not to (responses are written
+    /// whole, so Nagle's algorithm would only add latency).
     ///
     /// # Errors
     /// See [`is_resource_exhaustion`] and [`is_connection_error`] for the ones to survive.
     pub fn accept(&self) -> io::Result<Step<(TcpStream, SocketAddr)>> {
         Ok(step(sys::accept(self.fd.as_raw_fd()))?.map(|(fd, addr)| {
             let stream = TcpStream { fd };
-            // Fails only if the peer is already gone, which the first read will report.
-            let _ = stream.set_nodelay(true);
+            if self.nodelay {
+                // Fails only if the peer is already gone, which the first read will report.
+                let _ = stream.set_nodelay(true);
+            }
             (stream, addr)
         }))
     }
@@ -151,6 +164,7 @@ impl TcpListener {
         listener.set_nonblocking(true)?;
         Ok(TcpListener {
             fd: listener.into(),
+            nodelay: true,
         })
     }
 }
@@ -428,6 +442,15 @@ pub trait Stream: AsRawFd {
     /// # Errors
     /// As [`TcpStream::shutdown_write`].
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Sets `TCP_NODELAY` where the stream has Nagle's algorithm to turn off (a TCP one); a
+    /// no-op for the others.
+    ///
+    /// # Errors
+    /// As [`TcpStream::set_nodelay`].
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// As [`TcpStream::send_file`]. A stream that cannot (a simulated one) answers
     /// `ErrorKind::Unsupported`, and the caller copies the bytes through [`Stream::write`].

@@ -11,6 +11,9 @@
 //!            └──flushed──▶ Lingering ──EOF or timeout──▶ Done
 //! ```
 //!
+//! A connection the client asked to close, having sent nothing after its request, goes from the
+//! response to `Finishing` instead of `Closing`: it sends the rest and closes without lingering.
+//!
 //! `Upgraded` runs the application's [`Tunnel`] on the raw byte stream after a
 //! `101 Switching Protocols` ([`crate::service::upgrade`]): no more HTTP on this connection.
 //!
@@ -49,7 +52,7 @@ use crate::service::{App, Environ, Exchange, Handler, Peer, Tunnel, Upgraded, re
 use crate::shutdown::{Membership, SHUTDOWN_IDLE_WAIT, WorkerShutdown};
 use crate::stats::ServerStats;
 
-use request::{Body, FileBody, Framing, Persistence, Request, Response};
+use request::{Body, CloseReason, FileBody, Framing, Persistence, Request, Response};
 
 /// Resumes of the handler (or head parses) in one resume of the connection before it yields, so
 /// one busy connection cannot hold the loop.
@@ -95,6 +98,10 @@ enum State {
         /// When a byte last went out.
         moved: Instant,
     },
+    /// The client asked to close and sent nothing after its request: sending what is left of the
+    /// output, then closing at once — no lingering, as there is nothing of the client's to
+    /// drain (RFC 9112 §9.6: a client that sent `close` sends no further request).
+    Finishing,
     /// Sending what is left of the output before closing.
     Closing,
     /// Output sent and the write side shut: reading until the client closes, or `until`.
@@ -159,6 +166,8 @@ pub struct Connection<S> {
     shutdown: Option<Membership>,
     /// Whether the worker's shutdown had begun when this resume started.
     shutting_down: bool,
+    /// `TCP_NODELAY` is set ([`Connection::no_delay`]).
+    nodelay: bool,
 }
 
 impl<S: Stream> Connection<S> {
@@ -185,6 +194,7 @@ impl<S: Stream> Connection<S> {
             stats,
             shutdown: None,
             shutting_down: false,
+            nodelay: false,
         }
     }
 
@@ -199,6 +209,18 @@ impl<S: Stream> Connection<S> {
         self.shutting_down
     }
 
+    /// Turns Nagle's algorithm off, once, when the connection is about to write after bytes it
+    /// wrote before may still be unacknowledged (a second response, a response streamed over
+    /// several resumes, an upgraded stream): Nagle would hold such a small write back for an
+    /// acknowledgement, and delayed acknowledgements make that up to 40 ms. A connection that
+    /// answers once and closes never needs it, and saves the system call.
+    fn no_delay(&mut self) {
+        if !self.nodelay {
+            self.nodelay = true;
+            let _ = self.stream.set_nodelay();
+        }
+    }
+
     /// One step of `state`.
     fn step(&mut self, state: State, cx: &mut Cx<'_>) -> Next<State> {
         match state {
@@ -207,6 +229,7 @@ impl<S: Stream> Connection<S> {
             State::Draining { left } => self.drain(left, cx),
             State::Upgraded { tunnel, active } => self.tunnel(tunnel, active, cx),
             State::SendingFile { moved } => self.send_file(moved, cx),
+            State::Finishing => self.finish(cx),
             State::Closing => self.close(cx),
             State::Lingering { until, discarded } => self.linger(until, discarded, cx),
             State::Done => Next::Go(State::Done),
@@ -424,8 +447,12 @@ impl<S: Stream> Connection<S> {
                 }
                 Ok(Step::WouldBlock) => {}
             }
-            // The handler waits. What it waits for on the client's socket the exchange has
-            // registered in `cx`: send what it wrote, and see whether that is here already.
+            // The handler waits: what it writes next may follow bytes still unacknowledged.
+            if self.request.response.started() {
+                self.no_delay();
+            }
+            // What it waits for on the client's socket the exchange has registered in `cx`:
+            // send what it wrote, and see whether that is here already.
             let wants = cx
                 .waits()
                 .fds
@@ -612,6 +639,7 @@ impl<S: Stream> Connection<S> {
     /// The handler answered `101 Switching Protocols`: the request's bytes are dropped (it had
     /// no body), and what follows them is the tunnel's (RFC 9110 §7.8).
     fn switch(&mut self, tunnel: Box<dyn Tunnel>, now: Instant) -> State {
+        self.no_delay();
         if let Body::Drained { end } = self.request.body {
             self.input.consume(end);
         }
@@ -723,6 +751,9 @@ impl<S: Stream> Connection<S> {
     /// the request's persistence says.
     fn after_response(&mut self) -> State {
         match self.request.persistence(self.shutting_down()) {
+            Persistence::Close(CloseReason::ClientAsked) if self.client_is_done() => {
+                State::Finishing
+            }
             Persistence::Close(_) => State::Closing,
             Persistence::KeepAlive => match self.request.body {
                 Body::Drained { end } => self.next_request(end),
@@ -735,6 +766,7 @@ impl<S: Stream> Connection<S> {
 
     /// Drops the finished request (whose bytes end at `end`) and waits for the next head.
     fn next_request(&mut self, end: usize) -> State {
+        self.no_delay();
         self.input.consume(end);
         self.request.body = Body::Idle;
         State::ReadingHead(if self.input.is_empty() {
@@ -836,6 +868,39 @@ impl<S: Stream> Connection<S> {
             .consume_at(request.head_len, *at - request.head_len);
         *at = request.head_len;
         Ok(left)
+    }
+
+    /// True if the request (with its whole body) is all the client sent: nothing after it in
+    /// the buffer, and the last read in this resume found the socket empty.
+    fn client_is_done(&self) -> bool {
+        matches!(self.request.body, Body::Drained { end } if end == self.input.len())
+            && self.input.socket_drained()
+    }
+
+    /// `Finishing`: send what is left, then close. If the client sent more meanwhile (it should
+    /// not have), linger as `Closing` does, so that its unread bytes do not make the kernel reset
+    /// the connection under the response.
+    fn finish(&mut self, cx: &mut Cx<'_>) -> Next<State> {
+        if self.flush(cx).is_err() {
+            return Next::Go(State::Done);
+        }
+        if !self.output.is_empty() {
+            if self.write_stalled(cx.now()) {
+                return Next::Go(State::Done);
+            }
+            self.wait_output(cx);
+            return Next::Wait(State::Finishing);
+        }
+        if self.input.socket_drained() {
+            // Found empty in this resume, after the request was read: close now.
+            cx.note(|| "closing: the client sent nothing more".into());
+            return Next::Go(State::Done);
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.read(&mut probe) {
+            Ok(Step::WouldBlock) | Ok(Step::Ready(0)) => Next::Go(State::Done),
+            Ok(Step::Ready(_)) | Err(_) => Next::Go(State::Closing),
+        }
     }
 
     /// `Closing`: send what is left, then shut the write side and linger.
