@@ -401,3 +401,30 @@ fn curl_gets_the_101() {
         "{text}"
     );
 }
+
+/// A 64 KiB message's echo comes back in one round trip, not after a delayed acknowledgement:
+/// the upgraded connection turns Nagle's algorithm off (the server sets `TCP_NODELAY` itself,
+/// only on connections that write more than once). With Nagle on, the tail of each echo waits
+/// for the client's delayed ACK, 40 ms on Linux, so the median would be at least that.
+#[test]
+fn large_echoes_are_not_held_back_by_nagle() {
+    let server = spawn_server(&[]);
+    let mut stream = open(server.addr, b"");
+    let payload = vec![7u8; 65536];
+    let mut frame = Vec::new();
+    write_frame_masked(&mut frame, true, Opcode::Binary, &payload, [1, 2, 3, 4]);
+    let mut echo = vec![0u8; 65536 + 10];
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        let began = Instant::now();
+        stream.write_all(&frame).expect("write");
+        stream.read_exact(&mut echo).expect("the echo");
+        times.push(began.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < Duration::from_millis(30),
+        "median round trip {median:?}: {times:?}"
+    );
+}

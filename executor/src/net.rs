@@ -497,6 +497,9 @@ impl Stream for TcpStream {
     ) -> io::Result<Step<usize>> {
         TcpStream::send_file(self, file, offset, count)
     }
+    fn set_nodelay(&mut self) -> io::Result<()> {
+        TcpStream::set_nodelay(self, true)
+    }
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
         TcpStream::write(self, buf)
     }
