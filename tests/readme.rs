@@ -71,38 +71,41 @@ fn first_missing<'a>(part: &'a [String], whole: &[String]) -> Option<(usize, &'a
     None
 }
 
-#[test]
-fn the_sleep_walkthrough_follows_the_source_in_order() {
+/// Every token of the `rust` blocks of README's section `heading`, in order, is in `source`
+/// (the file at `path`), in that order.
+#[track_caller]
+fn follows(heading: &str, path: &str, source: &str, least: usize) {
     let readme = include_str!("../README.md");
-    let walkthrough = tokens(&rust_blocks(readme, "Writing an app"));
+    let walkthrough = tokens(&rust_blocks(readme, heading));
     assert!(
-        walkthrough.len() > 100,
-        "the walkthrough's blocks were found"
+        walkthrough.len() > least,
+        "the blocks of {heading:?} were found"
     );
-    let source = tokens(include_str!("../src/apps/sleep.rs"));
+    let source = tokens(source);
     if let Some((at, token)) = first_missing(&walkthrough, &source) {
         let context = walkthrough[at.saturating_sub(8)..=at].join(" ");
-        panic!(
-            "README's walkthrough has {token:?} (after: {context}) where src/apps/sleep.rs does not"
-        );
+        panic!("README's {heading:?} has {token:?} (after: {context}) where {path} does not");
     }
 }
 
 #[test]
-fn the_websocket_walkthrough_follows_the_source_in_order() {
-    let readme = include_str!("../README.md");
-    let walkthrough = tokens(&rust_blocks(readme, "Upgrades and WebSockets"));
-    assert!(
-        walkthrough.len() > 50,
-        "the walkthrough's blocks were found"
+fn the_sleep_walkthrough_follows_the_source_in_order() {
+    follows(
+        "Writing an app",
+        "src/apps/sleep.rs",
+        include_str!("../src/apps/sleep.rs"),
+        100,
     );
-    let source = tokens(include_str!("../src/apps/ws.rs"));
-    if let Some((at, token)) = first_missing(&walkthrough, &source) {
-        let context = walkthrough[at.saturating_sub(8)..=at].join(" ");
-        panic!(
-            "README's WebSocket walkthrough has {token:?} (after: {context}) where src/apps/ws.rs does not"
-        );
-    }
+}
+
+#[test]
+fn the_websocket_walkthrough_follows_the_source_in_order() {
+    follows(
+        "Upgrades and WebSockets",
+        "src/apps/ws.rs",
+        include_str!("../src/apps/ws.rs"),
+        50,
+    );
 }
 
 #[test]

@@ -453,12 +453,7 @@ impl<S: Stream> Connection<S> {
             }
             // What it waits for on the client's socket the exchange has registered in `cx`:
             // send what it wrote, and see whether that is here already.
-            let wants = cx
-                .waits()
-                .fds
-                .iter()
-                .find(|&&(f, _)| f == fd)
-                .map(|&(_, interest)| interest);
+            let wants = interest_in(cx, fd);
             if self.flush(cx).is_err() {
                 return Next::Go(State::Done);
             }
@@ -691,12 +686,7 @@ impl<S: Stream> Connection<S> {
                 self.stats.upgrade_ended();
                 return Next::Go(State::Closing);
             }
-            let wants = cx
-                .waits()
-                .fds
-                .iter()
-                .find(|&&(f, _)| f == fd)
-                .map(|&(_, interest)| interest);
+            let wants = interest_in(cx, fd);
             let pending = self.output.len();
             if self.flush(cx).is_err() {
                 self.stats.upgrade_ended();
@@ -1071,6 +1061,15 @@ impl<S> Drop for Connection<S> {
 /// measured break-even on loopback lies between 4 and 64 KiB: below it the second segment
 /// costs more than the copy saves).
 const SMALL_FILE_BODY: usize = 16 * 1024;
+
+/// What the step that just waited registered on the client's socket `fd`, if anything.
+fn interest_in(cx: &Cx<'_>, fd: std::os::fd::RawFd) -> Option<Interest> {
+    cx.waits()
+        .fds
+        .iter()
+        .find(|&&(f, _)| f == fd)
+        .map(|&(_, interest)| interest)
+}
 
 /// Most of a file body handed to one `sendfile(2)`.
 const FILE_PIECE: usize = 1 << 20;
