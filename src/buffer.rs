@@ -23,6 +23,16 @@ pub const READ_BUFFER_INITIAL: usize = 2 * 1024;
 /// in pieces this big rather than a head buffer's worth per system call.
 pub const BODY_READ_CAPACITY: usize = 16 * 1024;
 
+/// Released read buffers of the first size each worker thread keeps for its connections'
+/// next reads (about 128 KiB a worker): enough for every connection a busy worker is reading at
+/// once, few enough that idle connections cost their memory back.
+pub const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    /// This worker's spare read buffers ([`ReadBuffer::release_when_empty`]).
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Bytes read from a socket and not yet consumed, kept in `buf[start..end]`.
 #[derive(Debug)]
 pub struct ReadBuffer {
@@ -76,6 +86,27 @@ impl ReadBuffer {
             self.buf = vec![0; to.max(16)];
             self.start = 0;
             self.end = 0;
+        }
+    }
+
+    /// Gives the memory back while the buffer is empty: an idle keep-alive connection then holds
+    /// no read buffer at all. A buffer of the first size goes to this worker thread's few spares
+    /// ([`SPARE_BUFFERS`]), which the next read takes back without allocating or zeroing, so a
+    /// busy connection pays almost nothing for it; beyond those, idle buffers are freed.
+    pub fn release_when_empty(&mut self) {
+        if !self.is_empty() || self.buf.is_empty() {
+            return;
+        }
+        let buf = std::mem::take(&mut self.buf);
+        self.start = 0;
+        self.end = 0;
+        if buf.len() == READ_BUFFER_INITIAL {
+            SPARE.with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buf);
+                }
+            });
         }
     }
 
@@ -166,6 +197,12 @@ impl ReadBuffer {
         stream: &mut S,
         limit: usize,
     ) -> io::Result<Step<Filled>> {
+        if self.buf.is_empty() {
+            // Released while idle: a spare of the first size, or a new one.
+            self.buf = SPARE
+                .with(|spare| spare.borrow_mut().pop())
+                .unwrap_or_else(|| vec![0; READ_BUFFER_INITIAL]);
+        }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);

@@ -464,6 +464,9 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
                 .map_err(|e| format!("cannot open the access log {path}: {e}"))
         })
         .transpose()?;
+    // The demo's flags are checked before anything is bound: a bad one is one line and exit 2
+    // whether or not the address is free.
+    let demo = demo_options(args)?;
     let parent = inherited.as_ref().and_then(|i| i.parent);
     let server = match inherited {
         Some(inherited) => Server::from_listeners(inherited.tcp, inherited.unix, options)
@@ -482,7 +485,6 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
         )
         .collect();
     let name = args.app.clone();
-    let demo = demo_options(args)?;
     let channel = log.as_ref().map(LogWriter::channel);
     let mut pid_file = None;
     let reopen_logs = log.as_ref().map(|log| {

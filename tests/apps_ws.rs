@@ -9,6 +9,7 @@ mod util;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -348,7 +349,9 @@ fn headless_chromium_echoes_a_thousand_messages() {
     let root_arg = root.to_string_lossy().into_owned();
     let server = spawn_server(&["--root", &root_arg]);
     let profile = root.join("profile");
+    // In a process group of its own, so that the browser's helper processes go with it.
     let mut browser = Command::new(chromium)
+        .process_group(0)
         .args(["--no-sandbox", "--disable-gpu", "--no-first-run"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("http://{}/files/ws.html", server.addr))
@@ -367,7 +370,7 @@ fn headless_chromium_echoes_a_thousand_messages() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let _ = browser.kill();
+    util::kill_process_group(browser.id());
     let _ = browser.wait();
     assert_eq!(verdict, "ok 1000 bad 0");
 }

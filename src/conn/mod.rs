@@ -364,6 +364,8 @@ impl<S: Stream> Connection<S> {
                 if self.write_stalled(now) {
                     return Next::Go(State::Done);
                 }
+                // Idle between requests: hold no read buffer (the next read takes a spare).
+                self.input.release_when_empty();
                 cx.wait_readable(self.stream.as_raw_fd());
                 if let Some(deadline) = deadline {
                     cx.wait_until(deadline);

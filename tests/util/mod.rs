@@ -353,6 +353,13 @@ pub fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8(head).expect("a UTF-8 head")
 }
 
+/// Kills every process of the group `leader` leads (a browser and its helpers).
+pub fn kill_process_group(leader: u32) {
+    let group = -i32::try_from(leader).unwrap_or(i32::MAX);
+    // SAFETY: kill(2) with a process group id and a signal number reads no memory of ours.
+    unsafe { libc::kill(group, libc::SIGKILL) };
+}
+
 /// Sends `signal` to process `pid` (one of our servers).
 #[track_caller]
 pub fn send_signal(pid: u32, signal: i32) {
