@@ -85,12 +85,13 @@ pub enum ConnectHandler {
 
 impl Handler for ConnectHandler {
     fn resume(&mut self, ex: &mut Exchange<'_>, cx: &mut Cx<'_>) -> Step<()> {
+        // Every answer but the 200 refuses, and bytes the client sent after the head (a TLS
+        // hello, hoping) are not HTTP: the connection closes after it. (After the 200 the
+        // connection is a tunnel, which ends with a close anyway.)
+        ex.close_after();
         loop {
             *self = match self {
                 ConnectHandler::Refused(status, reason) => {
-                    // Bytes the client sent after the head (a TLS hello, hoping) are not HTTP:
-                    // close after the answer, here and on every refusal below.
-                    ex.close_after();
                     ex.fail(*status, reason);
                     return Step::Ready(());
                 }
@@ -102,21 +103,18 @@ impl Handler for ConnectHandler {
                     Ok(Step::Ready(upstream)) => {
                         let relay = Box::new(Relay::new(upstream));
                         if let Err(e) = ex.accept_connect(&[], relay) {
-                            ex.close_after();
                             ex.fail(e.status(), &e.to_string());
                         }
                         return Step::Ready(());
                     }
                     Ok(Step::WouldBlock) => {
                         if timer.poll(cx).is_ready() {
-                            ex.close_after();
                             ex.fail(504, "the destination did not answer in time");
                             return Step::Ready(());
                         }
                         return Step::WouldBlock;
                     }
                     Err(e) => {
-                        ex.close_after();
                         ex.fail(502, &format!("cannot reach the destination: {e}"));
                         return Step::Ready(());
                     }

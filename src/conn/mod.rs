@@ -229,8 +229,8 @@ impl<S: Stream> Connection<S> {
             State::Draining { left } => self.drain(left, cx),
             State::Upgraded { tunnel, active } => self.tunnel(tunnel, active, cx),
             State::SendingFile { moved } => self.send_file(moved, cx),
-            State::Finishing => self.finish(cx),
-            State::Closing => self.close(cx),
+            State::Finishing => self.close(false, cx),
+            State::Closing => self.close(true, cx),
             State::Lingering { until, discarded } => self.linger(until, discarded, cx),
             State::Done => Next::Go(State::Done),
         }
@@ -513,68 +513,59 @@ impl<S: Stream> Connection<S> {
     fn send_file(&mut self, mut moved: Instant, cx: &mut Cx<'_>) -> Next<State> {
         for _ in 0..STEP_BUDGET {
             let now = cx.now();
-            let Some(body) = self.request.file_body.as_mut() else {
-                return Next::Go(self.finish_response(cx));
-            };
-            if body.remaining == 0 {
-                self.request.file_body = None;
-                return Next::Go(self.finish_response(cx));
-            }
-            if !self.output.is_empty() && body.remaining <= SMALL_FILE_BODY as u64 {
-                // A small body goes with the head, in one write and one segment: sending the
-                // head and then `sendfile` would cost the client a second segment (and a second
-                // wake) for a few kilobytes.
-                let most = usize::try_from(body.remaining).unwrap_or(SMALL_FILE_BODY);
-                match copy_file_piece(body, self.output.vec(), most) {
-                    Ok(n) if n > 0 => {
-                        body.remaining -= n as u64;
-                        self.request.file_sent(n as u64);
-                        continue;
-                    }
-                    _ => {
-                        cx.note(|| "file body ended short".into());
-                        self.request.file_body = None;
-                        self.request.close_requested = true;
-                        return Next::Go(self.finish_response(cx));
-                    }
+            let remaining = match &self.request.file_body {
+                Some(body) if body.remaining > 0 => body.remaining,
+                _ => {
+                    self.request.file_body = None;
+                    return Next::Go(self.finish_response(cx));
                 }
-            }
-            if self.flush(cx).is_err() {
-                return Next::Go(State::Done);
-            }
-            let Some(body) = self.request.file_body.as_mut() else {
-                return Next::Go(self.finish_response(cx));
             };
-            if !self.output.is_empty() {
-                // The bytes before the file must go first.
-                if self.write_stalled(now) {
+            // A small body goes with the head, in one write and one segment: sending the head
+            // and then `sendfile` would cost the client a second segment (and a second wake)
+            // for a few kilobytes.
+            let small = !self.output.is_empty() && remaining <= SMALL_FILE_BODY as u64;
+            if !small {
+                if self.flush(cx).is_err() {
                     return Next::Go(State::Done);
                 }
-                self.wait_output(cx);
-                return Next::Wait(State::SendingFile { moved });
-            }
-            let count = usize::try_from(body.remaining).map_or(FILE_PIECE, |n| n.min(FILE_PIECE));
-            let fd = body.file.as_raw_fd();
-            let sent = match self.stream.send_file(fd, &mut body.offset, count) {
-                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => copy_file_piece(
-                    body,
-                    self.output.vec(),
-                    count.min(self.config.output_high_water),
-                )
-                .map(Step::Ready),
-                other => other.inspect(|step| {
-                    if let Step::Ready(n) = step {
-                        self.stats.bytes_written(*n);
+                if !self.output.is_empty() {
+                    // The bytes before the file must go first.
+                    if self.write_stalled(now) {
+                        return Next::Go(State::Done);
                     }
-                }),
+                    self.wait_output(cx);
+                    return Next::Wait(State::SendingFile { moved });
+                }
+            }
+            let Some(body) = self.request.file_body.as_mut() else {
+                return Next::Go(self.finish_response(cx));
+            };
+            let count = usize::try_from(remaining).map_or(FILE_PIECE, |n| n.min(FILE_PIECE));
+            let fd = body.file.as_raw_fd();
+            let sent = if small {
+                copy_file_piece(body, self.output.vec(), count).map(Step::Ready)
+            } else {
+                match self.stream.send_file(fd, &mut body.offset, count) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => copy_file_piece(
+                        body,
+                        self.output.vec(),
+                        count.min(self.config.output_high_water),
+                    )
+                    .map(Step::Ready),
+                    other => other.inspect(|step| {
+                        if let Step::Ready(n) = step {
+                            self.stats.bytes_written(*n);
+                        }
+                    }),
+                }
             };
             match sent {
                 Ok(Step::Ready(0)) | Err(_) => {
                     // The file shrank (or cannot be read, or the socket failed): the body ends
-                    // short, and the close that follows is all the client can be told.
+                    // short, and the close that follows (the persistence decision sees the
+                    // short length) is all the client can be told.
                     cx.note(|| "file body ended short".into());
                     self.request.file_body = None;
-                    self.request.close_requested = true;
                     return Next::Go(self.finish_response(cx));
                 }
                 Ok(Step::Ready(n)) => {
@@ -869,51 +860,50 @@ impl<S: Stream> Connection<S> {
             && self.input.socket_drained()
     }
 
-    /// `Finishing`: send what is left, then close. If the client sent more meanwhile (it should
-    /// not have), linger as `Closing` does, so that its unread bytes do not make the kernel reset
-    /// the connection under the response.
-    fn finish(&mut self, cx: &mut Cx<'_>) -> Next<State> {
-        if self.flush(cx).is_err() {
-            return Next::Go(State::Done);
-        }
-        if !self.output.is_empty() {
-            if self.write_stalled(cx.now()) {
-                return Next::Go(State::Done);
-            }
-            self.wait_output(cx);
-            return Next::Wait(State::Finishing);
-        }
-        if self.input.socket_drained() {
-            // Found empty in this resume, after the request was read: close now.
-            cx.note(|| "closing: the client sent nothing more".into());
-            return Next::Go(State::Done);
-        }
-        let mut probe = [0u8; 1];
-        match self.stream.read(&mut probe) {
-            Ok(Step::WouldBlock) | Ok(Step::Ready(0)) => Next::Go(State::Done),
-            Ok(Step::Ready(_)) | Err(_) => Next::Go(State::Closing),
-        }
-    }
-
-    /// `Closing`: send what is left, then shut the write side and linger.
-    fn close(&mut self, cx: &mut Cx<'_>) -> Next<State> {
+    /// `Closing` (`linger`) and `Finishing` (not): send what is left, then close. `Closing` shuts
+    /// the write side and lingers; `Finishing` closes at once, unless the client sent more
+    /// meanwhile (it should not have): then it lingers too, so that the client's unread bytes do
+    /// not make the kernel reset the connection under the response.
+    fn close(&mut self, linger: bool, cx: &mut Cx<'_>) -> Next<State> {
         let now = cx.now();
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
         }
-        if self.output.is_empty() {
-            let _ = self.stream.shutdown_write();
-            cx.note(|| "closing: write side shut, lingering".into());
-            return Next::Go(State::Lingering {
-                until: now + LINGER,
-                discarded: 0,
+        if !self.output.is_empty() {
+            if self.write_stalled(now) {
+                return Next::Go(State::Done);
+            }
+            self.wait_output(cx);
+            return Next::Wait(if linger {
+                State::Closing
+            } else {
+                State::Finishing
             });
         }
-        if self.write_stalled(now) {
+        if !linger && self.client_sent_nothing_more() {
+            cx.note(|| "closing: the client sent nothing more".into());
             return Next::Go(State::Done);
         }
-        self.wait_output(cx);
-        Next::Wait(State::Closing)
+        let _ = self.stream.shutdown_write();
+        cx.note(|| "closing: write side shut, lingering".into());
+        Next::Go(State::Lingering {
+            until: now + LINGER,
+            discarded: 0,
+        })
+    }
+
+    /// True if nothing has come from the client since its request: the socket was found empty in
+    /// this resume, or a one-byte read finds it empty now (a byte it does find is discarded, as
+    /// lingering would).
+    fn client_sent_nothing_more(&mut self) -> bool {
+        if self.input.socket_drained() {
+            return true;
+        }
+        let mut probe = [0u8; 1];
+        matches!(
+            self.stream.read(&mut probe),
+            Ok(Step::WouldBlock | Step::Ready(0))
+        )
     }
 
     /// `Lingering`: read and discard until the client closes or `until` passes.
