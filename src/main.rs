@@ -346,6 +346,24 @@ fn print_profile(reports: &[asycamore::stats::StatsSnapshot]) {
         for (kind, n) in &e.resumes_by_kind {
             eprintln!("  resumes of {kind}: {n}");
         }
+        eprintln!(
+            "  sends: {} calls, {:.0} bytes per call",
+            e.sends.calls,
+            per(e.sends.bytes, e.sends.calls)
+        );
+        for k in &r.by_kind {
+            eprintln!(
+                "  requests of {}: {}; per request {:.2} handler resumes, {:.2} µs in handler \
+steps, {:.2} connection resumes, {:.2} sends; {:.0} bytes per send",
+                k.kind,
+                k.requests,
+                per(k.handler_resumes, k.requests),
+                k.handler_time.as_secs_f64() * 1e6 / k.requests.max(1) as f64,
+                per(k.connection_resumes, k.requests),
+                per(k.sends.calls, k.requests),
+                per(k.sends.bytes, k.sends.calls),
+            );
+        }
         for (took, kind) in &r.slowest_steps {
             eprintln!(
                 "  slow handler step: {kind} {:.3} ms",
@@ -353,6 +371,11 @@ fn print_profile(reports: &[asycamore::stats::StatsSnapshot]) {
             );
         }
     }
+}
+
+/// `n / of`, 0 when there is nothing to divide by.
+fn per(n: u64, of: u64) -> f64 {
+    if of == 0 { 0.0 } else { n as f64 / of as f64 }
 }
 
 /// One line for a usage error argh reported (its message may span several lines).

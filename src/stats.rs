@@ -31,7 +31,31 @@ pub struct ServerStats {
     duration_sum_nanos: Cell<u64>,
     executor: RefCell<Stats>,
     slowest_steps: RefCell<Vec<(Duration, &'static str)>>,
+    by_kind: RefCell<Vec<KindProfile>>,
 }
+
+/// What the requests of one kind of handler cost (`--profile`): the application profile seen
+/// from inside the server. A request's costs are added up under the kind of the handler made
+/// for it, from its head to the next request's head on the same connection.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct KindProfile {
+    /// The handler's [`Handler::kind`](crate::service::Handler::kind).
+    pub kind: &'static str,
+    /// Requests answered by such a handler.
+    pub requests: u64,
+    /// Resumes of those handlers.
+    pub handler_resumes: u64,
+    /// Time in those resumes.
+    pub handler_time: Duration,
+    /// Resumes of the connection task while it served those requests.
+    pub connection_resumes: u64,
+    /// Sending system calls made for them, and their bytes (see [`executor::net::Sends`]).
+    pub sends: executor::net::Sends,
+}
+
+/// The most handler kinds `--profile` tells apart (slot numbers fit a byte); later kinds are
+/// not profiled.
+pub const PROFILED_KINDS: usize = 255;
 
 /// How many of the slowest handler steps `--profile` keeps.
 pub const SLOWEST_STEPS: usize = 10;
@@ -112,6 +136,9 @@ pub struct StatsSnapshot {
     /// The slowest handler steps timed (with `Config::profile`), slowest first, with the
     /// handler's kind.
     pub slowest_steps: Vec<(Duration, &'static str)>,
+    /// Per handler kind, what its requests cost (with `Config::profile`), in order of first
+    /// appearance.
+    pub by_kind: Vec<KindProfile>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -204,8 +231,55 @@ impl ServerStats {
         self.executor.borrow().clone()
     }
 
-    /// Records one timed handler step, keeping the [`SLOWEST_STEPS`] slowest.
-    pub fn handler_step(&self, kind: &'static str, took: Duration) {
+    /// A request got a handler of `kind`: counts it, and returns the slot its costs are added
+    /// up in (0, none, beyond [`PROFILED_KINDS`] kinds).
+    pub fn profile_request(&self, kind: &'static str) -> u8 {
+        let mut kinds = self.by_kind.borrow_mut();
+        let at = match kinds.iter().position(|k| k.kind == kind) {
+            Some(at) => at,
+            None if kinds.len() < PROFILED_KINDS => {
+                kinds.push(KindProfile {
+                    kind,
+                    ..KindProfile::default()
+                });
+                kinds.len() - 1
+            }
+            None => return 0,
+        };
+        kinds[at].requests += 1;
+        (at + 1) as u8
+    }
+
+    /// Applies `f` to the profile in `slot` (from [`ServerStats::profile_request`]), if any.
+    fn profiled(&self, slot: u8, f: impl FnOnce(&mut KindProfile)) {
+        let Some(i) = (slot as usize).checked_sub(1) else {
+            return;
+        };
+        if let Some(k) = self.by_kind.borrow_mut().get_mut(i) {
+            f(k);
+        }
+    }
+
+    /// The connection serving a request of `slot` was resumed.
+    pub fn profile_connection_resume(&self, slot: u8) {
+        self.profiled(slot, |k| k.connection_resumes += 1);
+    }
+
+    /// The connection serving a request of `slot` made `sends` sending calls.
+    pub fn profile_sends(&self, slot: u8, sends: executor::net::Sends) {
+        self.profiled(slot, |k| {
+            k.sends.calls += sends.calls;
+            k.sends.bytes += sends.bytes;
+        });
+    }
+
+    /// Records one timed handler step of a request in `slot` (0: not profiled by kind), keeping
+    /// the [`SLOWEST_STEPS`] slowest.
+    pub fn handler_step(&self, kind: &'static str, slot: u8, took: Duration) {
+        self.profiled(slot, |k| {
+            k.handler_resumes += 1;
+            k.handler_time += took;
+        });
         let mut slowest = self.slowest_steps.borrow_mut();
         if slowest.len() == SLOWEST_STEPS && slowest.last().is_some_and(|(t, _)| *t >= took) {
             return;
@@ -236,6 +310,7 @@ impl ServerStats {
             },
             executor: self.executor(),
             slowest_steps: self.slowest_steps.borrow().clone(),
+            by_kind: self.by_kind.borrow().clone(),
         }
     }
 }
@@ -280,7 +355,22 @@ impl StatsSnapshot {
                     None => e.resumes_by_kind.push((kind, n)),
                 }
             }
+            e.sends.calls += x.sends.calls;
+            e.sends.bytes += x.sends.bytes;
             t.slowest_steps.extend_from_slice(&s.slowest_steps);
+            for k in &s.by_kind {
+                match t.by_kind.iter_mut().find(|t| t.kind == k.kind) {
+                    Some(t) => {
+                        t.requests += k.requests;
+                        t.handler_resumes += k.handler_resumes;
+                        t.handler_time += k.handler_time;
+                        t.connection_resumes += k.connection_resumes;
+                        t.sends.calls += k.sends.calls;
+                        t.sends.bytes += k.sends.bytes;
+                    }
+                    None => t.by_kind.push(k.clone()),
+                }
+            }
         }
         t.slowest_steps.sort_by_key(|s| std::cmp::Reverse(s.0));
         t.slowest_steps.truncate(SLOWEST_STEPS);
@@ -296,7 +386,7 @@ mod tests {
     fn the_slowest_handler_steps_are_kept_slowest_first() {
         let stats = ServerStats::default();
         for ms in [5u64, 1, 9, 3, 7, 2, 8, 4, 6, 10, 11, 0] {
-            stats.handler_step("h", Duration::from_millis(ms));
+            stats.handler_step("h", 0, Duration::from_millis(ms));
         }
         let kept: Vec<u64> = stats
             .snapshot()

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::net::{Sends, sends_on_this_thread};
 use crate::poller::{Event, Interest, PollPoller, Poller};
 use crate::step::{Coroutine, Cx, Reason, Step, Task, Waits};
 pub use crate::task::TaskId;
@@ -229,6 +230,10 @@ pub struct Stats {
     pub run_time: Duration,
     /// Resumes per [`Coroutine::kind`], in order of first appearance.
     pub resumes_by_kind: Vec<(&'static str, u64)>,
+    /// Sending system calls made by this executor's thread on real sockets since the executor
+    /// was created, and their bytes (see [`crate::net::Sends`]; simulated sockets make none).
+    /// Brought up to date at the end of every turn.
+    pub sends: Sends,
 }
 
 impl Stats {
@@ -339,6 +344,8 @@ pub struct Executor<P: Poller = PollPoller> {
     /// [`RESUMES_PER_CLOCK_READ`] resumes and at its end, not once per resume and per timer: a
     /// clock read costs as much as a small step, and far more where the kernel must be asked.
     clock: Instant,
+    /// This thread's [`Sends`] when the executor was made: [`Stats::sends`] counts from there.
+    sends_at_start: Sends,
 }
 
 /// Resumes in a row that share one reading of the clock (see [`Cx::now`]).
@@ -375,6 +382,7 @@ impl<P: Poller> Executor<P> {
             stopped: Arc::new(AtomicBool::new(false)),
             budget: DEFAULT_BUDGET,
             stats: Stats::default(),
+            sends_at_start: sends_on_this_thread(),
             trace: None,
             trace_at: Vec::new(),
             trace_waits: false,
@@ -716,6 +724,11 @@ impl<P: Poller> Executor<P> {
             }
             self.clock = self.poller.now();
             self.stats.run_time += self.clock.saturating_duration_since(started);
+            let now = sends_on_this_thread();
+            self.stats.sends = Sends {
+                calls: now.calls - self.sends_at_start.calls,
+                bytes: now.bytes - self.sends_at_start.bytes,
+            };
         }
         Ok(())
     }

@@ -55,6 +55,39 @@ impl Default for Options {
     }
 }
 
+/// The sending system calls (`send`, `sendmsg`, `sendfile`) made on this thread's sockets of
+/// this module and of [`crate::unix`], and the bytes they took: the figure behind "how many
+/// `write`s did that response cost", which a buffer that coalesces small writes must keep low.
+/// The executor reports what its own thread sent since it was created ([`crate::Stats::sends`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sends {
+    /// System calls, including those that answered `EAGAIN` or failed.
+    pub calls: u64,
+    /// Bytes they accepted.
+    pub bytes: u64,
+}
+
+thread_local! {
+    /// This thread's [`Sends`]; a plain cell, since a socket is used by the thread that polls it.
+    static SENDS: std::cell::Cell<Sends> = const { std::cell::Cell::new(Sends { calls: 0, bytes: 0 }) };
+}
+
+/// What this thread's sockets have sent so far (see [`Sends`]).
+pub fn sends_on_this_thread() -> Sends {
+    SENDS.with(std::cell::Cell::get)
+}
+
+/// Counts one sending call and what it took, then converts it as [`step`] does.
+pub(crate) fn sent(result: io::Result<usize>) -> io::Result<Step<usize>> {
+    SENDS.with(|cell| {
+        let mut sends = cell.get();
+        sends.calls += 1;
+        sends.bytes += *result.as_ref().unwrap_or(&0) as u64;
+        cell.set(sends);
+    });
+    step(result)
+}
+
 /// Turns `EAGAIN` into `Step::WouldBlock`.
 pub(crate) fn step<T>(result: io::Result<T>) -> io::Result<Step<T>> {
     match result {
@@ -269,7 +302,7 @@ impl TcpStream {
     /// # Errors
     /// `BrokenPipe` or `ConnectionReset` when the peer is gone.
     pub fn write(&self, buf: &[u8]) -> io::Result<Step<usize>> {
-        step(sys::send(self.fd.as_raw_fd(), buf))
+        sent(sys::send(self.fd.as_raw_fd(), buf))
     }
 
     /// Writes from several buffers in one system call (at most 1024 of them), possibly only part.
@@ -277,7 +310,7 @@ impl TcpStream {
     /// # Errors
     /// As [`TcpStream::write`].
     pub fn writev(&self, bufs: &[IoSlice<'_>]) -> io::Result<Step<usize>> {
-        step(sys::sendmsg(self.fd.as_raw_fd(), bufs))
+        sent(sys::sendmsg(self.fd.as_raw_fd(), bufs))
     }
 
     /// Sends FIN: the peer reads end-of-stream; reading from it still works.
@@ -301,7 +334,7 @@ impl TcpStream {
         offset: &mut u64,
         count: usize,
     ) -> io::Result<Step<usize>> {
-        step(sys::sendfile(self.fd.as_raw_fd(), file, offset, count))
+        sent(sys::sendfile(self.fd.as_raw_fd(), file, offset, count))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).

@@ -96,6 +96,42 @@ pub(crate) fn epoll_wait(
     Ok(n as usize)
 }
 
+/// `epoll_pwait2(2)` (Linux 5.11): `epoll_wait` with a nanosecond timeout (`None`: no limit),
+/// no signal mask. `ENOSYS` on an older kernel, where the caller falls back to [`epoll_wait`];
+/// `EINTR` is returned to the caller, which recomputes its timeout.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_pwait2(
+    epoll: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout: Option<std::time::Duration>,
+) -> io::Result<usize> {
+    let max = c_int::try_from(events.len()).unwrap_or(c_int::MAX);
+    let spec = timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    let spec_ptr = spec
+        .as_ref()
+        .map_or(std::ptr::null(), |s| s as *const libc::timespec);
+    let no_mask: *const libc::sigset_t = std::ptr::null();
+    // SAFETY: the events pointer and `max` describe a live, exclusively borrowed slice the
+    // kernel writes at most `max` entries into; the timespec, when given, is a live local; a
+    // null signal mask means "leave the mask alone", and the size argument is then unused.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait2,
+            epoll,
+            events.as_mut_ptr(),
+            max,
+            spec_ptr,
+            no_mask,
+            mem::size_of::<libc::sigset_t>(),
+        )
+    };
+    let n = cvt(n as isize)?;
+    Ok(n as usize)
+}
+
 /// A non-blocking, close-on-exec `eventfd(2)` counter.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: eventfd takes no pointers.

@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::net::{Listener, Stream, step};
+use crate::net::{Listener, Stream, sent, step};
 use crate::step::Step;
 use crate::sys;
 
@@ -151,7 +151,7 @@ impl UnixStream {
     /// # Errors
     /// `BrokenPipe` when the peer is gone.
     pub fn write(&self, buf: &[u8]) -> io::Result<Step<usize>> {
-        step(sys::send(self.fd.as_raw_fd(), buf))
+        sent(sys::send(self.fd.as_raw_fd(), buf))
     }
 
     /// Sends end-of-stream: the peer reads 0; reading from it still works.
@@ -186,7 +186,7 @@ impl Stream for UnixStream {
         count: usize,
     ) -> io::Result<Step<usize>> {
         // sendfile(2) writes to any socket, a Unix-domain one too.
-        step(sys::sendfile(self.as_raw_fd(), file, offset, count))
+        sent(sys::sendfile(self.as_raw_fd(), file, offset, count))
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
         UnixStream::write(self, buf)

@@ -4,6 +4,8 @@
 //! - [`echo`]: streams the request body back as it arrives, with backpressure both ways.
 //! - [`upload`]: consumes a body chunk by chunk without holding it, and answers with a summary.
 //! - [`sleep`]: waits on a timer (`cx.wait_until`), no thread.
+//! - [`bytes`]: bytes out in pieces of a chosen size, or a body read and dropped (the profiles
+//!   benchmark's app).
 //! - [`blocking`]: hands blocking work to the [thread pool](crate::pool) and waits for its wake.
 //! - [`files`]: streams files from a folder a piece at a time (ranges, conditional requests).
 //! - [`proxy`]: a reverse proxy on a non-blocking outgoing socket the handler waits on itself.
@@ -15,6 +17,7 @@
 //! [`demo`] mounts them all on one [`Router`]: what the `asycamore` binary serves by default.
 
 pub mod blocking;
+pub mod bytes;
 pub mod connect;
 pub mod echo;
 pub mod files;
@@ -35,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use blocking::Blocking;
+pub use bytes::Bytes;
 pub use connect::ConnectProxy;
 pub use echo::Echo;
 pub use files::Files;
@@ -106,6 +110,7 @@ impl DemoOptions {
 /// | `/proxy/`   | [`proxy`] to `upstream`                       |
 /// | `/sleep`    | [`sleep`] (`?ms=N`)                           |
 /// | `/blocking` | [`blocking`] (`?ms=N`)                        |
+/// | `/bytes`    | [`bytes`] (`?n=N&write=W`, or a body to drop) |
 /// | `/kv/`      | [`kv`], one store shared by every worker      |
 /// | `/ws`       | [`ws`], a WebSocket echo                      |
 /// | `/healthz`  | [`health`]                                    |
@@ -134,6 +139,7 @@ pub fn demo(options: &DemoOptions, worker: &Worker) -> Rc<dyn App> {
             )
             .mount("/sleep", Sleep)
             .mount("/blocking", Blocking::new(Arc::clone(&options.pool)))
+            .mount("/bytes", Bytes)
             .mount("/kv", Kv::new(Arc::clone(&options.kv)))
             .exact("/ws", WsEcho::new(options.ws_max_message))
             .exact("/healthz", Health::new(Rc::clone(&worker.shutting_down)))

@@ -1,6 +1,7 @@
 //! `status`: the server's counters as JSON — connections, requests, responses by status class,
 //! timeouts, bytes in and out, and the executor's profile (loop turns, polls, events per poll,
-//! resumes, time in `poll` against time running steps) — with the uptime.
+//! resumes, time in `poll` against time running steps, sending system calls and their bytes) —
+//! with the uptime.
 //!
 //! Each worker thread has its own counters and its own executor. The top-level fields are the
 //! totals over every worker (`"worker"` says which one served the page); `"workers"` lists each
@@ -114,7 +115,8 @@ pub fn render(worker: usize, s: &StatsSnapshot) -> String {
             "\"bytes_in\": {}, \"bytes_out\": {}, ",
             "\"executor\": {{\"turns\": {}, \"polls\": {}, \"events\": {}, ",
             "\"events_per_poll\": {:.3}, \"resumes\": {}, \"spawned\": {}, \"finished\": {}, ",
-            "\"poll_seconds\": {:.6}, \"run_seconds\": {:.6}, \"resumes_by_kind\": {{{}}}}}}}\n"
+            "\"poll_seconds\": {:.6}, \"run_seconds\": {:.6}, \"sends\": {}, \"sent_bytes\": {}, ",
+            "\"resumes_by_kind\": {{{}}}}}}}\n"
         ),
         worker,
         s.connections_open,
@@ -139,6 +141,8 @@ pub fn render(worker: usize, s: &StatsSnapshot) -> String {
         e.finished,
         e.poll_time.as_secs_f64(),
         e.run_time.as_secs_f64(),
+        e.sends.calls,
+        e.sends.bytes,
         kinds,
     )
 }

@@ -41,7 +41,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use executor::net::Stream;
+use executor::net::{Sends, Stream, sends_on_this_thread};
 use executor::{Coroutine, Cx, Interest, Next, Step};
 
 use crate::buffer::{BODY_READ_CAPACITY, Filled, READ_BUFFER_INITIAL, ReadBuffer, WriteBuffer};
@@ -392,6 +392,9 @@ impl<S: Stream> Connection<S> {
             Ok(handler) => {
                 let script_len = environ.script_len();
                 self.request.script_len = script_len;
+                if self.config.profile {
+                    self.request.profile_slot = self.stats.profile_request(handler.kind());
+                }
                 Next::Go(State::Handling(handler))
             }
             Err(panic) => {
@@ -424,7 +427,9 @@ impl<S: Stream> Connection<S> {
                 catch_unwind(AssertUnwindSafe(|| handler.resume(&mut exchange, cx)))
             };
             if let Some(started) = started {
-                self.stats.handler_step(handler.kind(), started.elapsed());
+                let slot = self.request.profile_slot;
+                self.stats
+                    .handler_step(handler.kind(), slot, started.elapsed());
             }
             match step {
                 Ok(Step::Ready(())) => {
@@ -545,7 +550,10 @@ impl<S: Stream> Connection<S> {
             let sent = if small {
                 copy_file_piece(body, self.output.vec(), count).map(Step::Ready)
             } else {
-                match self.stream.send_file(fd, &mut body.offset, count) {
+                let before = self.config.profile.then(sends_on_this_thread);
+                let sent = self.stream.send_file(fd, &mut body.offset, count);
+                profile_sends_since(&self.stats, self.request.profile_slot, before);
+                match sent {
                     Err(e) if e.kind() == std::io::ErrorKind::Unsupported => copy_file_piece(
                         body,
                         self.output.vec(),
@@ -960,9 +968,12 @@ impl<S: Stream> Connection<S> {
 
     /// Writes pending output, keeping its stall deadline.
     fn flush(&mut self, cx: &mut Cx<'_>) -> std::io::Result<()> {
-        let written =
+        let before = self.config.profile.then(sends_on_this_thread);
+        let flushed =
             self.output
-                .flush_timed(&mut self.stream, cx.now(), self.config.write_timeout)?;
+                .flush_timed(&mut self.stream, cx.now(), self.config.write_timeout);
+        profile_sends_since(&self.stats, self.request.profile_slot, before);
+        let written = flushed?;
         if written > 0 {
             let left = self.output.len();
             cx.note(|| format!("wrote {written} bytes ({left} left)"));
@@ -1011,6 +1022,22 @@ impl<S: Stream> Coroutine for Connection<S> {
     type Output = ();
 
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        if self.config.profile {
+            // The request being served when the connection woke (the one it was waiting for).
+            self.stats
+                .profile_connection_resume(self.request.profile_slot);
+        }
+        self.run(cx)
+    }
+
+    fn kind(&self) -> &'static str {
+        "connection"
+    }
+}
+
+impl<S: Stream> Connection<S> {
+    /// One resume of the connection: steps through states until one waits or the connection ends.
+    fn run(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         self.input.forget_drained();
         // The flag only changes between resumes (the watcher is another task): read it once.
         self.shutting_down = self.shutdown.as_mut().is_some_and(|s| s.watch(cx));
@@ -1033,10 +1060,6 @@ impl<S: Stream> Coroutine for Connection<S> {
         cx.yield_now();
         Step::WouldBlock
     }
-
-    fn kind(&self) -> &'static str {
-        "connection"
-    }
 }
 
 impl<S> Drop for Connection<S> {
@@ -1046,6 +1069,20 @@ impl<S> Drop for Connection<S> {
             self.stats.upgrade_ended();
         }
         self.stats.connection_closed();
+    }
+}
+
+/// With `--profile`, adds the sends made since `before` to the kind of the request in `slot`:
+/// the request whose bytes they carried (a pipelined next request may already have begun by the
+/// end of the resume, so the count is taken at the call).
+fn profile_sends_since(stats: &ServerStats, slot: u8, before: Option<Sends>) {
+    if let Some(before) = before {
+        let now = sends_on_this_thread();
+        let sends = Sends {
+            calls: now.calls - before.calls,
+            bytes: now.bytes - before.bytes,
+        };
+        stats.profile_sends(slot, sends);
     }
 }
 

@@ -60,6 +60,9 @@ pub(crate) struct Request {
     /// A file the handler gave as the rest of the body (`Exchange::send_file`): the connection
     /// sends it after the handler is done, with `sendfile(2)` where the stream can.
     pub file_body: Option<FileBody>,
+    /// Where `--profile` adds up this request's costs by handler kind
+    /// ([`ServerStats::profile_request`](crate::stats::ServerStats::profile_request)); 0: nowhere.
+    pub profile_slot: u8,
 }
 
 /// The part of a file that is the rest of a response body.
@@ -227,6 +230,7 @@ impl Request {
             body_limit: u64::MAX,
             upgrade: None,
             file_body: None,
+            profile_slot: 0,
         }
     }
 
@@ -255,6 +259,7 @@ impl Request {
         self.body_limit = u64::MAX;
         self.upgrade = None;
         self.file_body = None;
+        self.profile_slot = 0;
     }
 
     /// The one place that decides whether the connection stays open after this response (hyper's

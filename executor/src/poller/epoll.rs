@@ -54,6 +54,10 @@ pub struct EpollPoller {
     /// The eventfd behind [`Poller::notifier`], once created; its readiness is consumed here,
     /// never reported.
     notifier: Option<Arc<EventFd>>,
+    /// Whether waits use `epoll_pwait2(2)`'s nanosecond timeout (true until the kernel says it
+    /// lacks the call): a timer 300 µs away then wakes the loop after 300 µs, not after a
+    /// millisecond, which is what lets an open-loop load tool send on schedule.
+    nanosecond_timeouts: bool,
 }
 
 /// Bit for a readable interest in [`EpollPoller::interest`].
@@ -97,6 +101,7 @@ impl EpollPoller {
             registered: 0,
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; INITIAL_EVENTS],
             notifier: None,
+            nanosecond_timeouts: true,
         })
     }
 
@@ -182,9 +187,20 @@ impl Poller for EpollPoller {
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         let mut wait = Remaining::new(timeout);
         let n = loop {
-            match sys::epoll_wait(self.epoll.as_raw_fd(), &mut self.ready, wait.next_ms()) {
+            let epoll = self.epoll.as_raw_fd();
+            let waited = if self.nanosecond_timeouts {
+                sys::epoll_pwait2(epoll, &mut self.ready, wait.next())
+            } else {
+                sys::epoll_wait(epoll, &mut self.ready, wait.next_ms())
+            };
+            match waited {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && self.nanosecond_timeouts => {
+                    // A kernel before 5.11: whole milliseconds from now on.
+                    self.nanosecond_timeouts = false;
+                    wait = Remaining::new(timeout);
+                }
                 Err(e) => return Err(e),
             }
         };

@@ -161,12 +161,17 @@ impl Remaining {
 
     /// The timeout of the next attempt, in `poll(2)`'s milliseconds.
     pub(crate) fn next_ms(&mut self) -> c_int {
+        timeout_ms(self.next())
+    }
+
+    /// The timeout of the next attempt, exact (`None`: no limit).
+    pub(crate) fn next(&mut self) -> Option<Duration> {
         let left = match (self.timeout, self.started) {
             (Some(t), Some(started)) if self.retried => Some(t.saturating_sub(started.elapsed())),
             (t, _) => t,
         };
         self.retried = true;
-        timeout_ms(left)
+        left
     }
 }
 
