@@ -9,17 +9,19 @@
 //! table and a hand-written SVG bar chart to the output directory.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use argh::FromArgs;
 use asycamore::units::Seconds;
 
+use crate::chart::{Group, grouped_bars};
 use crate::cli::ToolError;
 
 use crate::procfs::{cpu_seconds, vm_kib};
+use crate::servers::{Running, TempDir, apt_install, cargo, free_port, run_status, target_dir, which};
 
 /// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
 #[derive(FromArgs, Debug)]
@@ -141,36 +143,6 @@ struct Binaries {
     bench: PathBuf,
 }
 
-fn target_dir(repo: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("target"))
-}
-
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
-}
-
-fn run_status(command: &mut Command) -> Result<(), String> {
-    let shown = format!("{command:?}");
-    let status = command
-        .status()
-        .map_err(|e| format!("{shown}: cannot start: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown}: {status}"))
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
 /// Builds what the chosen servers need (one release build at a time).
 fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, String> {
     let target = target_dir(repo);
@@ -223,12 +195,7 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     if servers.contains(&"nginx") {
         if which("nginx").is_none() {
             eprintln!("compare: installing nginx from Debian");
-            let _ = run_status(Command::new("apt-get").arg("update").arg("-qq"));
-            let _ = run_status(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-qq", "nginx"])
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-            );
+            let _ = apt_install("nginx");
         }
         nginx = which("nginx");
         if nginx.is_none() {
@@ -243,38 +210,6 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
         nginx,
         bench: std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?,
     })
-}
-
-/// A free port on 127.0.0.1 (bound and released; good enough for a benchmark).
-fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| format!("local_addr: {e}"))
-}
-
-/// A running server process; killed when dropped.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    _temp: Option<TempDir>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn nginx_config(dir: &Path, port: u16) -> String {
@@ -348,19 +283,7 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("starting {server}: {e}"))?;
-    let running = Running {
-        child,
-        addr,
-        _temp: temp,
-    };
-    let give_up = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        if Instant::now() > give_up {
-            return Err(format!("{server} does not accept on {addr}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(running)
+    Running::started(server, child, addr, temp)
 }
 
 /// The wrk script for pipelining: `depth` requests written as one batch.
@@ -666,92 +589,22 @@ in the same cell (above 1 = faster than asycamore). CPU is the server's utime+st
 
 /// A grouped bar chart of requests/s (one group per cell, one bar per server), as SVG text.
 fn svg(results: &Results, servers: &[&str], cells: &[Cell], tool: &str) -> String {
-    const COLORS: [&str; 5] = ["#2b6cb0", "#dd6b20", "#d69e2e", "#38a169", "#805ad5"];
-    let bar = 26.0;
-    let gap = 30.0;
-    let group = servers.len() as f64 * bar + gap;
-    let left = 70.0;
-    let top = 40.0;
-    let height = 260.0;
-    let width = left + cells.len() as f64 * group + 170.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{:.0}\" \
-font-family=\"sans-serif\" font-size=\"11\">",
-        top + height + 60.0
+    let groups: Vec<Group> = cells
+        .iter()
+        .map(|cell| Group {
+            label: cell.title.to_owned(),
+            values: servers
+                .iter()
+                .map(|server| find(results, server, cell.name, tool).map(|m| m.rps))
+                .collect(),
+        })
+        .collect();
+    let first = servers.first().copied().unwrap_or("asycamore");
+    let title = format!(
+        "Requests/s, server on 1 core (load tool: {tool}); each group on its own scale, ratio to \
+{first} above each bar"
     );
-    let _ = writeln!(
-        s,
-        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" \
-font-size=\"14\">Requests/s, server on 1 core (load tool: {tool}); each group on its own scale, \
-ratio to asycamore above each bar</text>\n<line x1=\"{left}\" x2=\"{:.0}\" y1=\"{:.1}\" \
-y2=\"{:.1}\" stroke=\"#999\"/>",
-        width - 170.0,
-        top + height,
-        top + height
-    );
-    for (ci, cell) in cells.iter().enumerate() {
-        let x0 = left + gap / 2.0 + ci as f64 * group;
-        let base = find(results, "asycamore", cell.name, tool).map(|m| m.rps);
-        let max = servers
-            .iter()
-            .filter_map(|server| find(results, server, cell.name, tool))
-            .map(|m| m.rps)
-            .fold(1.0, f64::max);
-        for (si, server) in servers.iter().enumerate() {
-            let Some(m) = find(results, server, cell.name, tool) else {
-                continue;
-            };
-            let h = height * m.rps / max;
-            let x = x0 + si as f64 * bar;
-            let y = top + height - h;
-            let _ = writeln!(
-                s,
-                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{h:.1}\" fill=\"{}\">\
-<title>{server}: {:.0} req/s</title></rect>",
-                bar - 3.0,
-                COLORS[si % COLORS.len()],
-                m.rps
-            );
-            let ratio = base
-                .filter(|b| *b > 0.0)
-                .map(|b| format!("{:.2}", m.rps / b))
-                .unwrap_or_default();
-            let _ = writeln!(
-                s,
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\">{ratio}</text>\
-<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"8\" fill=\"white\">{:.0}k</text>",
-                x + (bar - 3.0) / 2.0,
-                y - 3.0,
-                x + (bar - 3.0) / 2.0,
-                top + height - 4.0,
-                m.rps / 1000.0
-            );
-        }
-        let _ = writeln!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            x0 + servers.len() as f64 * bar / 2.0,
-            top + height + 18.0,
-            cell.title
-        );
-    }
-    for (si, server) in servers.iter().enumerate() {
-        let y = top + 10.0 + si as f64 * 18.0;
-        let x = width - 155.0;
-        let _ = writeln!(
-            s,
-            "<rect x=\"{x:.0}\" y=\"{:.0}\" width=\"12\" height=\"12\" fill=\"{}\"/>\
-<text x=\"{:.0}\" y=\"{:.0}\">{server}</text>",
-            y - 10.0,
-            COLORS[si % COLORS.len()],
-            x + 18.0,
-            y
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+    grouped_bars(&title, servers, &groups, "req/s", |v| format!("{:.0}k", v / 1000.0))
 }
 
 /// The `compare` subcommand.
@@ -825,12 +678,7 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
     }
     if tools.contains(&"wrk") && which("wrk").is_none() {
         eprintln!("compare: installing wrk from Debian");
-        let _ = run_status(Command::new("apt-get").arg("update").arg("-qq"));
-        run_status(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "wrk"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-        )?;
+        apt_install("wrk")?;
     }
     let _ = asycamore::executor::net::raise_fd_limit();
     let mut bins = build(&args.repo, &servers, args.no_build)?;

@@ -5,7 +5,9 @@
 //! - [`pending`]: holds connection attempts beyond the server's accept rate and watches a normal
 //!   client's latency meanwhile;
 //! - [`oneraw`] and [`bulkfetch`]: one raw request, and many URLs fetched at once;
-//! - [`compare`]: the side-by-side with hyper, may_minihttp and nginx.
+//! - [`compare`]: the side-by-side with hyper, may_minihttp and nginx;
+//! - [`profiles`]: what each kind of application costs the server, against hyper;
+//! - [`servers`]: building, starting and stopping the servers those two measure.
 //!
 //! The binary (`asycamore-bench <tool> --help`) is a thin argh front end over these modules.
 #![deny(missing_docs)]
@@ -13,6 +15,7 @@
 #![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod bulkfetch;
+pub mod chart;
 pub mod cli;
 pub mod compare;
 pub mod framing;
@@ -21,6 +24,7 @@ pub mod load;
 pub mod oneraw;
 pub mod pending;
 pub mod procfs;
+pub mod servers;
 pub mod sys;
 pub mod target;
 pub mod ws;

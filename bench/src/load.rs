@@ -43,6 +43,9 @@ use crate::target::Target;
 pub const CONNECT_BACKOFF: Duration = Duration::from_millis(20);
 /// Initial capacity of each connection's read buffer, in bytes.
 pub const READ_BUFFER: usize = 64 * 1024;
+/// An open-loop run waits for a send due this soon by polling, not sleeping (see
+/// [`Executor::set_spin_window`]).
+pub const SPIN_WINDOW: Duration = Duration::from_millis(2);
 /// How long a run lasts without `-d` or `-n`.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 
@@ -379,6 +382,9 @@ pub struct Report {
     pub sent_by_kind: Vec<(Kind, u64)>,
     /// Latency of every response, nanoseconds.
     pub latency: Histogram,
+    /// Open loop: how late each request left against its intended time, nanoseconds — the
+    /// tool's own timing error, which every latency above includes.
+    pub send_lag: Histogram,
     /// The measured time (the duration, or until the last response of a `-n` run).
     pub elapsed: Duration,
     /// Connections opened.
@@ -396,6 +402,7 @@ impl Report {
             bytes_read: 0,
             sent_by_kind: vec![(Kind::Get, 0), (Kind::Post, 0)],
             latency: Histogram::new(),
+            send_lag: Histogram::new(),
             elapsed: Duration::ZERO,
             connects: 0,
         }
@@ -446,7 +453,8 @@ impl Report {
                 "\"status\":{{{}}},",
                 "\"errors\":{{\"connect\":{},\"read\":{},\"malformed\":{},\"timeout\":{}}},",
                 "\"latency_us\":{{\"p50\":{:.1},\"p90\":{:.1},\"p99\":{:.1},\"p999\":{:.1},",
-                "\"max\":{:.1},\"mean\":{:.1}}}}}"
+                "\"max\":{:.1},\"mean\":{:.1}}},",
+                "\"send_lag_us\":{{\"p50\":{:.1},\"p99\":{:.1},\"max\":{:.1}}}}}"
             ),
             self.requests_per_sec(),
             self.bytes_per_sec(),
@@ -470,6 +478,9 @@ impl Report {
             self.latency_us(0.999),
             self.latency.max() as f64 / 1000.0,
             self.latency.mean() / 1000.0,
+            self.send_lag.quantile(0.5) as f64 / 1000.0,
+            self.send_lag.quantile(0.99) as f64 / 1000.0,
+            self.send_lag.max() as f64 / 1000.0,
         )
     }
 
@@ -503,6 +514,15 @@ impl Report {
             self.latency.max() as f64 / 1000.0,
             self.latency.mean() / 1000.0
         );
+        if !self.send_lag.is_empty() {
+            let _ = writeln!(
+                s,
+                "send lag µs (behind the schedule): p50 {:.1}  p99 {:.1}  max {:.1}",
+                self.send_lag.quantile(0.5) as f64 / 1000.0,
+                self.send_lag.quantile(0.99) as f64 / 1000.0,
+                self.send_lag.max() as f64 / 1000.0
+            );
+        }
         let codes: Vec<String> = self
             .statuses
             .iter()
@@ -796,6 +816,8 @@ impl Client {
                             }
                             n = shared.take(due);
                             for _ in 0..n {
+                                let lag = now.saturating_duration_since(*next);
+                                shared.report.send_lag.record(lag.as_nanos() as u64);
                                 self.in_flight.push_back(*next);
                                 *next += interval;
                             }
@@ -1037,6 +1059,10 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
     }
     // epoll, for its nanosecond timeouts (and a thousand connections cost what is ready).
     let mut executor = Executor::with_poller(EpollPoller::new()?)?;
+    if interval.is_some() {
+        // Sends due within 100 µs are waited for awake: the kernel's wake-up is late by more.
+        executor.set_spin_window(SPIN_WINDOW);
+    }
     for i in 0..connections {
         let kind = pattern
             .get(i % pattern.len().max(1))

@@ -323,6 +323,9 @@ pub struct Executor<P: Poller = PollPoller> {
     wake_queue: Arc<WakeQueue>,
     stopped: Arc<AtomicBool>,
     budget: usize,
+    /// Deadlines closer than this are waited for with zero-timeout polls, not a sleep
+    /// ([`Executor::set_spin_window`]); zero by default.
+    spin_window: Duration,
     stats: Stats,
     trace: Option<Vec<TraceEvent>>,
     /// When each trace event happened, as time since `start` (parallel to `trace`).
@@ -381,6 +384,7 @@ impl<P: Poller> Executor<P> {
             wake_queue: Arc::new(WakeQueue::new(notify)),
             stopped: Arc::new(AtomicBool::new(false)),
             budget: DEFAULT_BUDGET,
+            spin_window: Duration::ZERO,
             stats: Stats::default(),
             sends_at_start: sends_on_this_thread(),
             trace: None,
@@ -479,6 +483,15 @@ impl<P: Poller> Executor<P> {
     /// Sets how many tasks one turn may resume before polling again (at least 1).
     pub fn set_budget(&mut self, budget: usize) {
         self.budget = budget.max(1);
+    }
+
+    /// Waits for a deadline closer than `window` by polling with a zero timeout, again and
+    /// again, instead of sleeping in the kernel: waking from a sleep costs tens of microseconds
+    /// on some machines (a virtual CPU's idle exit), and a load generator that sends on a
+    /// schedule would measure its own lateness. Costs a busy core while deadlines are that close;
+    /// zero (the default) never spins.
+    pub fn set_spin_window(&mut self, window: Duration) {
+        self.spin_window = window;
     }
 
     /// The counters so far.
@@ -688,7 +701,9 @@ impl<P: Poller> Executor<P> {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            until.map(|d| d.saturating_duration_since(self.clock))
+            until
+                .map(|d| d.saturating_duration_since(self.clock))
+                .map(|t| if t < self.spin_window { Duration::ZERO } else { t })
         };
         let mut events = mem::take(&mut self.events);
         let started = self.clock;
