@@ -117,6 +117,10 @@ mod tests {
         let svg = grouped_bars("t", &["a", "b", "c"], &groups, "x", |v| format!("{v:.0}"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains(">1.00<") && svg.contains(">1.50<"));
-        assert_eq!(svg.matches("<rect x=").count(), 2 + 3, "two bars and three legend keys");
+        assert_eq!(
+            svg.matches("<rect x=").count(),
+            2 + 3,
+            "two bars and three legend keys"
+        );
     }
 }

@@ -21,7 +21,9 @@ use crate::chart::{Group, grouped_bars};
 use crate::cli::ToolError;
 
 use crate::procfs::{cpu_seconds, vm_kib};
-use crate::servers::{Running, TempDir, apt_install, cargo, free_port, run_status, target_dir, which};
+use crate::servers::{
+    Running, TempDir, apt_install, cargo, free_port, run_status, target_dir, which,
+};
 
 /// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
 #[derive(FromArgs, Debug)]
@@ -604,7 +606,9 @@ fn svg(results: &Results, servers: &[&str], cells: &[Cell], tool: &str) -> Strin
         "Requests/s, server on 1 core (load tool: {tool}); each group on its own scale, ratio to \
 {first} above each bar"
     );
-    grouped_bars(&title, servers, &groups, "req/s", |v| format!("{:.0}k", v / 1000.0))
+    grouped_bars(&title, servers, &groups, "req/s", |v| {
+        format!("{:.0}k", v / 1000.0)
+    })
 }
 
 /// The `compare` subcommand.

@@ -24,6 +24,7 @@ pub mod load;
 pub mod oneraw;
 pub mod pending;
 pub mod procfs;
+pub mod profiles;
 pub mod servers;
 pub mod sys;
 pub mod target;

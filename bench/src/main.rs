@@ -24,6 +24,7 @@ enum Tool {
     Parse(parse::ParseArgs),
     Load(asycamore_bench::load::LoadArgs),
     Compare(asycamore_bench::compare::CompareArgs),
+    Profiles(asycamore_bench::profiles::ProfilesArgs),
     Pending(asycamore_bench::pending::PendingArgs),
     OneRaw(asycamore_bench::oneraw::OneRawArgs),
     BulkFetch(asycamore_bench::bulkfetch::BulkFetchArgs),
@@ -31,11 +32,12 @@ enum Tool {
 }
 
 /// The names of the tools, as typed after `asycamore-bench`.
-const TOOLS: [&str; 8] = [
+const TOOLS: [&str; 9] = [
     "echo",
     "parse",
     "load",
     "compare",
+    "profiles",
     "pending",
     "oneraw",
     "bulkfetch",
@@ -73,6 +75,7 @@ fn main() {
         Tool::Parse(a) => parse::run(a).map_err(ToolError::from),
         Tool::Load(a) => asycamore_bench::load::main(a),
         Tool::Compare(a) => asycamore_bench::compare::main(a),
+        Tool::Profiles(a) => asycamore_bench::profiles::main(a),
         Tool::Pending(a) => asycamore_bench::pending::main(a),
         Tool::OneRaw(a) => asycamore_bench::oneraw::main(a),
         Tool::BulkFetch(a) => asycamore_bench::bulkfetch::main(a),

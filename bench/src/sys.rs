@@ -20,3 +20,21 @@ pub fn sharpen_timers() {
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer argument and touches no memory.
     let _ = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
 }
+
+/// Sends SIGTERM to process `pid` (a server to stop cleanly, reporting as it exits).
+pub fn terminate(pid: u32) {
+    signal(pid, libc::SIGTERM);
+}
+
+/// Sends SIGINT to process `pid` (strace writes its summary when interrupted).
+pub fn interrupt(pid: u32) {
+    signal(pid, libc::SIGINT);
+}
+
+fn signal(pid: u32, signal: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill takes plain integers and touches no memory; a child we started has this pid.
+    let _ = unsafe { libc::kill(pid, signal) };
+}

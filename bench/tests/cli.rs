@@ -54,6 +54,14 @@ fn a_bad_flag_is_one_line_naming_the_tools_own_help() {
         &["compare", "--duration", "1500ms"],
         "Run asycamore-bench compare --help for the flags.",
     );
+    let profiles_help = "Run asycamore-bench profiles --help for the flags.";
+    for args in [
+        ["profiles", "--profiles", "tiny,huge"],
+        ["profiles", "--servers", "nginx"],
+        ["profiles", "--duration", "0s"],
+    ] {
+        one_line_usage_error(&args, profiles_help);
+    }
     one_line_usage_error(
         &["no-such-tool"],
         "Run asycamore-bench --help for the tools.",

@@ -703,7 +703,13 @@ impl<P: Poller> Executor<P> {
             };
             until
                 .map(|d| d.saturating_duration_since(self.clock))
-                .map(|t| if t < self.spin_window { Duration::ZERO } else { t })
+                .map(|t| {
+                    if t < self.spin_window {
+                        Duration::ZERO
+                    } else {
+                        t
+                    }
+                })
         };
         let mut events = mem::take(&mut self.events);
         let started = self.clock;

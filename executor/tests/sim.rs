@@ -186,3 +186,47 @@ fn the_acceptor_stops_at_the_connection_cap_until_a_connection_ends() {
         .count();
     assert!(wakes >= 2, "{:#?}", executor.trace_lines());
 }
+
+/// Waits until a deadline `after` from its first resume, then finishes.
+struct Sleeper {
+    after: Duration,
+    until: Option<std::time::Instant>,
+}
+
+impl Coroutine for Sleeper {
+    type Output = ();
+
+    fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
+        let until = *self.until.get_or_insert(cx.now() + self.after);
+        if cx.now() >= until {
+            return Step::Ready(());
+        }
+        cx.wait_until(until);
+        Step::WouldBlock
+    }
+}
+
+/// A deadline inside the spin window is waited for with zero-timeout polls (the virtual clock
+/// stays put, as a real one would move only by the poll's own cost); outside it, the poll sleeps
+/// until the deadline (the virtual clock jumps there).
+#[test]
+fn a_deadline_inside_the_spin_window_is_polled_for_not_slept_for() {
+    for (window, sleeps) in [
+        (Duration::ZERO, true),
+        (Duration::from_micros(500), true),
+        (Duration::from_millis(2), false),
+    ] {
+        let poller = SimPoller::new(1);
+        let sim = poller.handle();
+        let mut executor = Executor::with_poller(poller).unwrap();
+        executor.set_spin_window(window);
+        executor.spawn(Sleeper {
+            after: Duration::from_millis(1),
+            until: None,
+        });
+        executor.turn().unwrap(); // the first resume arms the deadline
+        let before = sim.elapsed();
+        executor.turn().unwrap();
+        assert_eq!(sim.elapsed() > before, sleeps, "window {window:?}");
+    }
+}

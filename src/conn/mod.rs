@@ -412,6 +412,8 @@ impl<S: Stream> Connection<S> {
         for _ in 0..STEP_BUDGET {
             cx.clear_waits();
             let started = self.config.profile.then(Instant::now);
+            // A handler may send on sockets of its own (a proxy's upstream).
+            let sends_before = self.config.profile.then(sends_on_this_thread);
             cx.note(|| format!("resume handler ({})", handler.kind()));
             let step = {
                 let mut exchange = Exchange {
@@ -431,6 +433,7 @@ impl<S: Stream> Connection<S> {
                 self.stats
                     .handler_step(handler.kind(), slot, started.elapsed());
             }
+            profile_sends_since(&self.stats, self.request.profile_slot, sends_before);
             match step {
                 Ok(Step::Ready(())) => {
                     cx.clear_waits();
