@@ -1058,7 +1058,7 @@ pub fn run(config: &LoadConfig) -> io::Result<Report> {
         sys::sharpen_timers();
     }
     // epoll, for its nanosecond timeouts (and a thousand connections cost what is ready).
-    let mut executor = Executor::with_poller(EpollPoller::new()?)?;
+    let mut executor = Executor::with_poller(EpollPoller::new()?.with_nanosecond_timeouts())?;
     if interval.is_some() {
         // Sends due within 100 µs are waited for awake: the kernel's wake-up is late by more.
         executor.set_spin_window(SPIN_WINDOW);

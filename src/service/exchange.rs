@@ -278,8 +278,9 @@ impl<'a> Exchange<'a> {
         result
     }
 
-    /// Writes body bytes; returns how many were taken (all of them unless the output is nearly
-    /// full), or `WouldBlock` when the output is above its high-water mark. Then return
+    /// Writes body bytes; returns how many were taken (all of them, unless `data` is longer
+    /// than the room up to twice the high-water mark), or `WouldBlock` when the output is at or
+    /// above its high-water mark. Then return
     /// `WouldBlock` from the handler: the exchange has registered the client's socket (writable)
     /// and the write-stall deadline in `cx`, and the handler is resumed when the peer has taken
     /// enough.
@@ -296,7 +297,10 @@ impl<'a> Exchange<'a> {
             }
             return Ok(Step::WouldBlock);
         }
-        let n = data.len().min(high_water - self.output.len());
+        // Below the mark a write up to the mark's size is taken whole (the output then holds
+        // at most twice the mark): cut at the mark, a 64 KiB body behind its head would leave
+        // in two sends, the second one a runt of the head's size, and cost the handler a resume.
+        let n = data.len().min(2 * high_water - self.output.len());
         self.put(&data[..n])?;
         Ok(Step::Ready(n))
     }

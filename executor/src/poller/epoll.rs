@@ -54,9 +54,8 @@ pub struct EpollPoller {
     /// The eventfd behind [`Poller::notifier`], once created; its readiness is consumed here,
     /// never reported.
     notifier: Option<Arc<EventFd>>,
-    /// Whether waits use `epoll_pwait2(2)`'s nanosecond timeout (true until the kernel says it
-    /// lacks the call): a timer 300 µs away then wakes the loop after 300 µs, not after a
-    /// millisecond, which is what lets an open-loop load tool send on schedule.
+    /// Whether waits use `epoll_pwait2(2)`'s nanosecond timeout
+    /// ([`EpollPoller::with_nanosecond_timeouts`]; false again if the kernel lacks the call).
     nanosecond_timeouts: bool,
 }
 
@@ -101,8 +100,18 @@ impl EpollPoller {
             registered: 0,
             ready: vec![libc::epoll_event { events: 0, u64: 0 }; INITIAL_EVENTS],
             notifier: None,
-            nanosecond_timeouts: true,
+            nanosecond_timeouts: false,
         })
+    }
+
+    /// Waits with `epoll_pwait2(2)`'s nanosecond timeout (Linux 5.11; on an older kernel, whole
+    /// milliseconds still): a timer 300 µs away wakes the loop after 300 µs, not after a
+    /// millisecond, which is what lets an open-loop load tool send on schedule. A server is
+    /// better off without: timeouts rounded up to the millisecond let the timers due within one
+    /// millisecond fire in one wake, as tokio's and nginx's millisecond timers do.
+    pub fn with_nanosecond_timeouts(mut self) -> EpollPoller {
+        self.nanosecond_timeouts = true;
+        self
     }
 
     /// How many descriptors are registered (including the notifier's).
