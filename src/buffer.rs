@@ -22,8 +22,8 @@ pub const READ_BUFFER_INITIAL: usize = 2 * 1024;
 /// Size of a connection's read buffer while a request body streams in, so a large upload is read
 /// in pieces this big rather than a head buffer's worth per system call. 64 KiB: a 64 KiB upload
 /// then costs two reads and two handler resumes, not five of each with 16 KiB (about 10% less
-/// server CPU per upload in the `profiles` benchmark); the buffer goes back to the spares when
-/// the body is done, so only connections with a body in flight hold it.
+/// server CPU per upload in the `profiles` benchmark); the buffer shrinks back to the head size
+/// once the body is read, so only connections with a body in flight hold one this big.
 pub const BODY_READ_CAPACITY: usize = 64 * 1024;
 
 /// Released read buffers of the first size each worker thread keeps for its connections'
