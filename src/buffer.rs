@@ -31,9 +31,31 @@ pub const BODY_READ_CAPACITY: usize = 64 * 1024;
 /// once, few enough that idle connections cost their memory back.
 pub const SPARE_BUFFERS: usize = 64;
 
+/// Released body-sized read buffers ([`BODY_READ_CAPACITY`]) each worker thread keeps (512 KiB
+/// a worker): the next body takes one instead of allocating and zeroing 64 KiB.
+pub const SPARE_BODY_BUFFERS: usize = 8;
+
 thread_local! {
     /// This worker's spare read buffers ([`ReadBuffer::release_when_empty`]).
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// This worker's spare body buffers ([`ReadBuffer::reserve_capacity`]).
+    static SPARE_BODY: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Keeps a buffer no longer needed among this worker's spares if it has one of the two sizes
+/// they hold and there is room; frees it otherwise.
+fn give_back(buf: Vec<u8>) {
+    let (pool, most) = match buf.len() {
+        READ_BUFFER_INITIAL => (&SPARE, SPARE_BUFFERS),
+        BODY_READ_CAPACITY => (&SPARE_BODY, SPARE_BODY_BUFFERS),
+        _ => return,
+    };
+    pool.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < most {
+            spare.push(buf);
+        }
+    });
 }
 
 /// Bytes read from a socket and not yet consumed, kept in `buf[start..end]`.
@@ -74,10 +96,25 @@ impl ReadBuffer {
         }
     }
 
-    /// Grows the buffer to at least `capacity` bytes, keeping its contents.
+    /// Grows the buffer to at least `capacity` bytes, keeping its contents (moved to the front).
+    /// A body-sized buffer comes from this worker's spares when there is one.
     pub fn reserve_capacity(&mut self, capacity: usize) {
-        if self.buf.len() < capacity {
-            self.buf.resize(capacity, 0);
+        if self.buf.len() >= capacity {
+            return;
+        }
+        let spare = match capacity {
+            BODY_READ_CAPACITY => SPARE_BODY.with(|spare| spare.borrow_mut().pop()),
+            _ => None,
+        };
+        match spare {
+            Some(mut bigger) => {
+                let n = self.end - self.start;
+                bigger[..n].copy_from_slice(&self.buf[self.start..self.end]);
+                give_back(std::mem::replace(&mut self.buf, bigger));
+                self.start = 0;
+                self.end = n;
+            }
+            None => self.buf.resize(capacity, 0),
         }
     }
 
@@ -86,7 +123,13 @@ impl ReadBuffer {
     /// connection whose pipelined batches slightly overflow `to` from reallocating every batch.
     pub fn shrink_when_empty(&mut self, above: usize, to: usize) {
         if self.is_empty() && self.buf.len() > above {
-            self.buf = vec![0; to.max(16)];
+            let small = match to {
+                READ_BUFFER_INITIAL => SPARE.with(|spare| spare.borrow_mut().pop()),
+                _ => None,
+            };
+            let old =
+                std::mem::replace(&mut self.buf, small.unwrap_or_else(|| vec![0; to.max(16)]));
+            give_back(old);
             self.start = 0;
             self.end = 0;
         }
@@ -100,17 +143,9 @@ impl ReadBuffer {
         if !self.is_empty() || self.buf.is_empty() {
             return;
         }
-        let buf = std::mem::take(&mut self.buf);
+        give_back(std::mem::take(&mut self.buf));
         self.start = 0;
         self.end = 0;
-        if buf.len() == READ_BUFFER_INITIAL {
-            SPARE.with(|spare| {
-                let mut spare = spare.borrow_mut();
-                if spare.len() < SPARE_BUFFERS {
-                    spare.push(buf);
-                }
-            });
-        }
     }
 
     /// True if the last read took everything the socket had (it returned less than the free
@@ -350,6 +385,26 @@ impl WriteBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_buffer_is_kept_for_the_next_body_and_the_head_buffer_for_the_next_head() {
+        let mut buf = ReadBuffer::with_capacity(READ_BUFFER_INITIAL);
+        buf.buf[..3].copy_from_slice(b"abc");
+        buf.end = 3;
+        buf.consume(1);
+        buf.reserve_capacity(BODY_READ_CAPACITY);
+        assert_eq!(buf.data(), b"bc");
+        let body_alloc = buf.buf.as_ptr();
+        buf.consume(2);
+        buf.shrink_when_empty(2 * READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
+        assert_eq!(buf.buf.len(), READ_BUFFER_INITIAL);
+        // The next body takes the same 64 KiB back instead of allocating and zeroing one.
+        buf.buf[..2].copy_from_slice(b"xy");
+        buf.end = 2;
+        buf.reserve_capacity(BODY_READ_CAPACITY);
+        assert_eq!(buf.buf.as_ptr(), body_alloc);
+        assert_eq!(buf.data(), b"xy");
+    }
 
     #[test]
     fn a_body_buffer_grows_keeping_its_bytes_and_shrinks_only_when_empty() {

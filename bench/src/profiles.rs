@@ -8,10 +8,10 @@
 //!
 //! 1. a warm-up second, then a closed-loop run: requests/s, and the server's CPU time per
 //!    response (utime + stime from `/proc/PID/stat`);
-//! 2. an open-loop run at 80% of that peak (`load --rate`, latency from the intended send time,
-//!    sends spun out to the microsecond): p50 and p99, with the tool's own lateness and the CPU
-//!    time the hypervisor stole meanwhile (`/proc/stat`), since on a shared machine a stolen tick
-//!    is a 10 ms stall every server shows alike;
+//! 2. once every server has its peak, an open-loop run on each at the same rate, 80% of the
+//!    lowest peak (`load --rate`, latency from the intended send time, sends kept to the
+//!    microsecond): p50 and p99, with the CPU time the hypervisor stole meanwhile (`/proc/stat`),
+//!    since on a shared machine a stolen tick is a 10 ms stall every server shows alike;
 //! 3. with `strace -c` attached, a few hundred requests on one connection: sending system calls
 //!    per response (`write`, `writev`, `sendto`, `sendmsg`, `sendfile`);
 //! 4. `VmHWM`, the peak RSS; and for asycamore, which runs with `--profile`, its own account at
@@ -499,64 +499,91 @@ fn parse_inside(report: &str, kind: &str) -> Option<Inside> {
     })
 }
 
-/// Measures `profile` on `server`.
-fn measure(bins: &Binaries, profile: &Profile, server: &str, seconds: u64) -> Result<Cell, String> {
-    let dir = TempDir(std::env::temp_dir().join(format!(
-        "asycamore-profiles-{}-{}-{server}",
-        std::process::id(),
-        profile.name
-    )));
-    std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+/// One server of a profile, started, with its scratch folder.
+struct Started {
+    server: &'static str,
+    running: Running,
+    dir: TempDir,
+}
+
+/// Measures `profile` on every server: first each one's closed-loop peak, then each one open
+/// loop at the same rate, [`OPEN_LOOP_SHARE`] of the lowest peak — the same offered load for
+/// all, so their percentiles compare (each at a share of its own peak, the faster server would
+/// be asked for more, and a load tool near its own limit would queue for it).
+fn measure(
+    bins: &Binaries,
+    profile: &Profile,
+    servers: &[&'static str],
+    seconds: u64,
+) -> Result<Vec<(&'static str, Cell)>, String> {
     let upstream = match profile.name {
         "proxy" => Some(start_upstream(bins)?),
         _ => None,
     };
-    let running = start(server, bins, upstream.as_ref().map(|u| u.addr), &dir.0)?;
-    let pid = running.child.id();
     let c = profile.connections.to_string();
-    let closed = [
-        "-c".to_string(),
-        c.clone(),
-        "-d".into(),
-        format!("{seconds}s"),
-    ];
-    let _ = load(
-        bins,
-        profile,
-        running.addr,
-        &["-c".into(), c.clone(), "-d".into(), "1s".into()],
-    );
-    let before = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
-    let text = load(bins, profile, running.addr, &closed)?;
-    let after = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
-    let rps = json_number(&text, "requests_per_sec").unwrap_or(0.0);
-    let responses = json_number(&text, "responses_total").unwrap_or(0.0);
-    let mut cell = Cell {
-        rps,
-        cpu_us: (after - before) * 1e6 / responses.max(1.0),
-        errors: load_errors(&text),
-        open_rate: (rps * OPEN_LOOP_SHARE).max(1.0).round(),
-        ..Cell::default()
-    };
-    let stolen = stolen_ticks();
-    let mut open = closed.to_vec();
-    open.extend(["--rate".into(), cell.open_rate.to_string()]);
-    let text = load(bins, profile, running.addr, &open)?;
-    cell.stolen_ms = (stolen_ticks() - stolen) as f64 * 1e3 / sys::clock_ticks_per_second() as f64;
-    cell.p50_us = json_nested(&text, "latency_us", "p50").unwrap_or(0.0);
-    cell.p99_us = json_nested(&text, "latency_us", "p99").unwrap_or(0.0);
-    cell.lag_p99_us = json_nested(&text, "send_lag_us", "p99").unwrap_or(0.0);
-    cell.errors += load_errors(&text);
-    cell.sends_per_request = count_sends(bins, profile, &running, &dir.0)?;
-    cell.hwm_kib = vm_kib(pid, "VmHWM").unwrap_or(0);
-    if server == "asycamore" {
-        sys::terminate(pid);
-        let mut running = running;
-        let _ = running.child.wait();
-        let report = std::fs::read_to_string(dir.0.join("stderr")).unwrap_or_default();
-        cell.inside = parse_inside(&report, profile.kind);
+    let closed = ["-c".to_string(), c, "-d".into(), format!("{seconds}s")];
+    let mut started = Vec::new();
+    let mut cells = Vec::new();
+    for &server in servers {
+        let dir = TempDir(std::env::temp_dir().join(format!(
+            "asycamore-profiles-{}-{}-{server}",
+            std::process::id(),
+            profile.name
+        )));
+        std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+        let running = start(server, bins, upstream.as_ref().map(|u| u.addr), &dir.0)?;
+        let pid = running.child.id();
+        let mut warm = closed.to_vec();
+        warm[3] = "1s".into();
+        let _ = load(bins, profile, running.addr, &warm);
+        let before = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+        let text = load(bins, profile, running.addr, &closed)?;
+        let after = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+        let responses = json_number(&text, "responses_total").unwrap_or(0.0);
+        cells.push(Cell {
+            rps: json_number(&text, "requests_per_sec").unwrap_or(0.0),
+            cpu_us: (after - before) * 1e6 / responses.max(1.0),
+            errors: load_errors(&text),
+            ..Cell::default()
+        });
+        started.push(Started {
+            server,
+            running,
+            dir,
+        });
     }
-    Ok(cell)
+    let lowest = cells.iter().map(|c| c.rps).fold(f64::INFINITY, f64::min);
+    let rate = (lowest * OPEN_LOOP_SHARE).max(1.0).round();
+    let mut measured = Vec::new();
+    for (one, mut cell) in started.into_iter().zip(cells) {
+        let Started {
+            server,
+            mut running,
+            dir,
+        } = one;
+        let pid = running.child.id();
+        cell.open_rate = rate;
+        let stolen = stolen_ticks();
+        let mut open = closed.to_vec();
+        open.extend(["--rate".into(), rate.to_string()]);
+        let text = load(bins, profile, running.addr, &open)?;
+        cell.stolen_ms =
+            (stolen_ticks() - stolen) as f64 * 1e3 / sys::clock_ticks_per_second() as f64;
+        cell.p50_us = json_nested(&text, "latency_us", "p50").unwrap_or(0.0);
+        cell.p99_us = json_nested(&text, "latency_us", "p99").unwrap_or(0.0);
+        cell.lag_p99_us = json_nested(&text, "send_lag_us", "p99").unwrap_or(0.0);
+        cell.errors += load_errors(&text);
+        cell.sends_per_request = count_sends(bins, profile, &running, &dir.0)?;
+        cell.hwm_kib = vm_kib(pid, "VmHWM").unwrap_or(0);
+        if server == "asycamore" {
+            sys::terminate(pid);
+            let _ = running.child.wait();
+            let report = std::fs::read_to_string(dir.0.join("stderr")).unwrap_or_default();
+            cell.inside = parse_inside(&report, profile.kind);
+        }
+        measured.push((server, cell));
+    }
+    Ok(measured)
 }
 
 /// All results: `(profile, server) → cell`, in the order measured.
@@ -629,7 +656,7 @@ fn markdown(results: &Results, profiles: &[Profile], servers: &[&str], seconds: 
         s,
         "Machine: {}. Server pinned to CPU 0, load tool (`asycamore-bench load`) to CPU 1; a fresh \
 server per cell; {seconds} s closed loop after a 1 s warm-up, then {seconds} s open loop at {:.0}% \
-of that peak. Pairs read {a} / {}; ratios are {a} ÷ {}.\n",
+of the lower peak, the same rate for both. Pairs read {a} / {}; ratios are {a} ÷ {}.\n",
         machine(),
         OPEN_LOOP_SHARE * 100.0,
         h.unwrap_or("—"),
@@ -810,8 +837,7 @@ pub fn main(args: ProfilesArgs) -> Result<(), ToolError> {
     let mut rounds: Results = Vec::new();
     for _ in 0..args.repeat.max(1) {
         for profile in &profiles {
-            for server in &servers {
-                let cell = measure(&bins, profile, server, seconds)?;
+            for (server, cell) in measure(&bins, profile, &servers, seconds)? {
                 if !args.json {
                     eprintln!(
                         "{:>15} {server:>9}: {:>8.0} req/s {:>7.2} µs CPU/req  p50 {:.0} µs p99 {:.0} µs \
