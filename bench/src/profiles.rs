@@ -192,8 +192,10 @@ pub struct Inside {
     pub sends: f64,
     /// Bytes per send.
     pub bytes_per_send: f64,
-    /// Share of the loop's busy time spent in `poll`, percent.
-    pub poll_share: f64,
+    /// Microseconds the loop spent running steps (handler, connection, acceptor: every task),
+    /// per request served. Time in `poll` is not given per request: it includes the idle waits
+    /// while the other server is measured.
+    pub steps_us: f64,
 }
 
 /// What one profile on one server gave.
@@ -479,23 +481,34 @@ fn parse_inside(report: &str, kind: &str) -> Option<Inside> {
         let at = line.find(key)?;
         line[..at].split_whitespace().last()?.parse().ok()
     };
-    let poll_share = report
+    // "worker 0: 2 connections, 100 requests, …" and "… in steps 0.004s (5.3%)".
+    let requests: f64 = report
         .lines()
-        .find(|l| l.contains("time in poll"))
+        .find(|l| l.starts_with("worker "))
         .and_then(|l| {
-            let at = l.find("time in poll")?;
-            let open = l[at..].find('(')? + at + 1;
-            let close = l[open..].find('%')? + open;
-            l[open..close].parse().ok()
+            let at = l.find(" requests")?;
+            l[..at].split_whitespace().last()?.parse().ok()
         })
         .unwrap_or(0.0);
+    let steps: f64 = report
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("in steps ")? + "in steps ".len()..];
+            rest.split('s').next()?.parse().ok()
+        })
+        .unwrap_or(0.0);
+    let steps_us = if requests > 0.0 {
+        steps * 1e6 / requests
+    } else {
+        0.0
+    };
     Some(Inside {
         handler_resumes: after(" handler resumes")?,
         handler_us: after(" µs in handler")?,
         connection_resumes: after(" connection resumes")?,
         sends: after(" sends;")?,
         bytes_per_send: after(" bytes per send")?,
-        poll_share,
+        steps_us,
     })
 }
 
@@ -702,21 +715,21 @@ of the lower peak, the same rate for both. Pairs read {a} / {}; ratios are {a} �
     let _ = writeln!(
         s,
         "\nFrom inside asycamore (`--profile`, per request of the profile's handler kind):\n\n\
-| profile | handler resumes | µs in handler steps | connection resumes | sends | bytes per send | loop time in poll |\n\
+| profile | handler resumes | µs in handler steps | connection resumes | µs in all steps | sends | bytes per send |\n\
 |---|---:|---:|---:|---:|---:|---:|"
     );
     for p in profiles {
         if let Some(i) = get(p, Some("asycamore")).and_then(|c| c.inside.as_ref()) {
             let _ = writeln!(
                 s,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0}% |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} |",
                 p.name,
                 i.handler_resumes,
                 i.handler_us,
                 i.connection_resumes,
+                i.steps_us,
                 i.sends,
                 i.bytes_per_send,
-                i.poll_share
             );
         }
     }
@@ -730,13 +743,13 @@ fn json(results: &Results, seconds: u64) -> String {
         let inside = c.inside.as_ref().map_or("null".into(), |i| {
             format!(
                 "{{\"handler_resumes\":{:.3},\"handler_us\":{:.3},\"connection_resumes\":{:.3},\
-\"sends\":{:.3},\"bytes_per_send\":{:.1},\"poll_share_percent\":{:.1}}}",
+\"sends\":{:.3},\"bytes_per_send\":{:.1},\"steps_us\":{:.3}}}",
                 i.handler_resumes,
                 i.handler_us,
                 i.connection_resumes,
                 i.sends,
                 i.bytes_per_send,
-                i.poll_share
+                i.steps_us
             )
         });
         let sends = c
@@ -905,7 +918,7 @@ mod tests {
 ------ ----------- ----------- --------- --------- ----------------\n\
 100.00    0.001000           3       317         2 total\n";
         assert_eq!(strace_sends(summary), 312);
-        let report = "worker 0: 2 connections\n  loop: 9 turns, 9 polls, 1.00 events per poll, 9 \
+        let report = "worker 0: 2 connections, 100 requests, responses [0, 100, 0, 0, 0]\n  loop: 9 turns, 9 polls, 1.00 events per poll, 9 \
 resumes; time in poll 0.075s (94.7%), in steps 0.004s (5.3%)\n  requests of bytes: 50; per \
 request 1.00 handler resumes, 5.29 µs in handler steps, 1.00 connection resumes, 1.00 sends; 1700 \
 bytes per send\n";
@@ -918,7 +931,7 @@ bytes per send\n";
                 connection_resumes: 1.0,
                 sends: 1.0,
                 bytes_per_send: 1700.0,
-                poll_share: 94.7,
+                steps_us: 0.004 * 1e6 / 100.0,
             }
         );
         assert_eq!(parse_inside(report, "sleep"), None);
