@@ -32,8 +32,9 @@ pub struct CompareArgs {
     /// load tool: wrk, load (ours) or both (default wrk)
     #[argh(option, default = "String::from(\"wrk\")")]
     pub tool: String,
-    /// comma-separated servers among asycamore, hyper-current, hyper-multi, may-minihttp, nginx
-    /// (default all)
+    /// comma-separated servers among asycamore, hyper-current, hyper-multi, may-minihttp, nginx,
+    /// floor (a do-nothing epoll loop answering every blank line, a floor and not a server;
+    /// default all)
     #[argh(option)]
     pub servers: Option<String>,
     /// comma-separated cells among ka50, ka1000, pipe16, close (default all)
@@ -111,12 +112,13 @@ pub const CELLS: [Cell; 4] = [
 ];
 
 /// The servers compare knows.
-pub const SERVERS: [&str; 5] = [
+pub const SERVERS: [&str; 6] = [
     "asycamore",
     "hyper-current",
     "hyper-multi",
     "may-minihttp",
     "nginx",
+    "floor",
 ];
 
 /// What one measured run gave.
@@ -140,6 +142,8 @@ struct Binaries {
     /// `--baseline`, run as `asycamore-base`.
     baseline: Option<PathBuf>,
     peers: PathBuf,
+    /// The floor (`bench/peers/src/bin/floor.rs`), built with the hyper peers.
+    floor: PathBuf,
     may: Option<PathBuf>,
     nginx: Option<PathBuf>,
     bench: PathBuf,
@@ -165,7 +169,10 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
                 ])
                 .env("CARGO_TARGET_DIR", &target),
         )?;
-        if servers.iter().any(|s| s.starts_with("hyper")) {
+        if servers
+            .iter()
+            .any(|s| s.starts_with("hyper") || *s == "floor")
+        {
             eprintln!("compare: building hyper peers in bench/peers (release)");
             run_status(
                 Command::new(cargo())
@@ -208,6 +215,7 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
         asycamore: target.join("release/asycamore"),
         baseline: None,
         peers: peers_target.join("release/hyper-hello"),
+        floor: peers_target.join("release/floor"),
         may,
         nginx,
         bench: std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?,
@@ -260,6 +268,9 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
         "may-minihttp" => {
             let path = bins.may.as_ref().ok_or("may_minihttp was not built")?;
             command.arg(path).arg(addr.to_string());
+        }
+        "floor" => {
+            command.arg(&bins.floor).arg(addr.to_string());
         }
         "nginx" => {
             let nginx = bins.nginx.as_ref().ok_or("nginx is not installed")?;
@@ -713,6 +724,10 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
         for server in &servers {
             let running = start(server, &bins)?;
             for cell in &cells {
+                if *server == "floor" && cell.close {
+                    // The floor keeps every connection open: it has no close cell.
+                    continue;
+                }
                 for tool in &tools {
                     let m = measure(tool, cell, &running, seconds, &bins, &lua)?;
                     println!(

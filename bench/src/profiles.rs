@@ -658,7 +658,13 @@ fn pair(a: Option<f64>, b: Option<f64>, digits: usize) -> String {
 }
 
 /// The Markdown report.
-fn markdown(results: &Results, profiles: &[Profile], servers: &[&str], seconds: u64) -> String {
+fn markdown(
+    results: &Results,
+    profiles: &[Profile],
+    servers: &[&str],
+    seconds: u64,
+    repeat: usize,
+) -> String {
     let (a, h) = (
         servers.first().copied().unwrap_or("asycamore"),
         servers.get(1).copied(),
@@ -669,7 +675,8 @@ fn markdown(results: &Results, profiles: &[Profile], servers: &[&str], seconds: 
         s,
         "Machine: {}. Server pinned to CPU 0, load tool (`asycamore-bench load`) to CPU 1; a fresh \
 server per cell; {seconds} s closed loop after a 1 s warm-up, then {seconds} s open loop at {:.0}% \
-of the lower peak, the same rate for both. Pairs read {a} / {}; ratios are {a} ÷ {}.\n",
+of the lower peak, the same rate for both; each cell is its round of median CPU per request of \
+{repeat}. Pairs read {a} / {}; ratios are {a} ÷ {}.\n",
         machine(),
         OPEN_LOOP_SHARE * 100.0,
         h.unwrap_or("—"),
@@ -883,7 +890,7 @@ pub fn main(args: ProfilesArgs) -> Result<(), ToolError> {
         )
     });
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let md = markdown(&results, &profiles, &servers, seconds);
+    let md = markdown(&results, &profiles, &servers, seconds, args.repeat.max(1));
     let write = |name: &str, text: &str| -> Result<(), String> {
         let path = args.out.join(name);
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
