@@ -22,7 +22,7 @@ use crate::cli::ToolError;
 
 use crate::procfs::{cpu_seconds, vm_kib};
 use crate::servers::{
-    Running, TempDir, apt_install, cargo, free_port, run_status, target_dir, which,
+    Running, TempDir, apt_install, build_asycamore, build_project, free_port, target_dir, which,
 };
 
 /// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
@@ -156,45 +156,23 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     let may_target = target.join("peers-may");
     if !no_build {
         eprintln!("compare: building asycamore (release)");
-        run_status(
-            Command::new(cargo())
-                .current_dir(repo)
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "asycamore",
-                    "--bin",
-                    "asycamore",
-                ])
-                .env("CARGO_TARGET_DIR", &target),
-        )?;
+        build_asycamore(repo)?;
         if servers
             .iter()
             .any(|s| s.starts_with("hyper") || *s == "floor")
         {
             eprintln!("compare: building hyper peers in bench/peers (release)");
-            run_status(
-                Command::new(cargo())
-                    .args(["build", "--release", "--manifest-path"])
-                    .arg(repo.join("bench/peers/Cargo.toml"))
-                    .arg("--target-dir")
-                    .arg(&peers_target),
-            )?;
+            build_project(repo, "bench/peers/Cargo.toml", &peers_target)?;
         }
     }
     let mut may = None;
     if servers.contains(&"may-minihttp") {
         let built = no_build
-            || run_status(
-                Command::new(cargo())
-                    .args(["build", "--release", "--manifest-path"])
-                    .arg(repo.join("bench/peers/may-minihttp/Cargo.toml"))
-                    .arg("--target-dir")
-                    .arg(&may_target),
-            )
-            .inspect_err(|e| eprintln!("compare: may_minihttp does not build, skipping it: {e}"))
-            .is_ok();
+            || build_project(repo, "bench/peers/may-minihttp/Cargo.toml", &may_target)
+                .inspect_err(|e| {
+                    eprintln!("compare: may_minihttp does not build, skipping it: {e}")
+                })
+                .is_ok();
         let path = may_target.join("release/asycamore-peer-may");
         if built && path.is_file() {
             may = Some(path);

@@ -35,7 +35,9 @@ use asycamore::units::Seconds;
 use crate::chart::{Group, grouped_bars};
 use crate::cli::ToolError;
 use crate::procfs::{cpu_seconds, vm_kib};
-use crate::servers::{Running, TempDir, cargo, free_port, run_status, target_dir, which};
+use crate::servers::{
+    Running, TempDir, build_asycamore, build_project, free_port, target_dir, which,
+};
 use crate::sys;
 
 /// What each kind of application costs the server, asycamore against hyper.
@@ -238,28 +240,10 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     let peers_target = target.join("peers");
     if !no_build {
         eprintln!("profiles: building asycamore (release)");
-        run_status(
-            Command::new(cargo())
-                .current_dir(repo)
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "asycamore",
-                    "--bin",
-                    "asycamore",
-                ])
-                .env("CARGO_TARGET_DIR", &target),
-        )?;
+        build_asycamore(repo)?;
         if servers.contains(&"hyper") {
             eprintln!("profiles: building the hyper peers in bench/peers (release)");
-            run_status(
-                Command::new(cargo())
-                    .args(["build", "--release", "--manifest-path"])
-                    .arg(repo.join("bench/peers/Cargo.toml"))
-                    .arg("--target-dir")
-                    .arg(&peers_target),
-            )?;
+            build_project(repo, "bench/peers/Cargo.toml", &peers_target)?;
         }
     }
     let strace = which("strace").or_else(|| {

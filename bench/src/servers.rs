@@ -35,6 +35,41 @@ pub fn run_status(command: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Builds the `asycamore` binary in release, into the target folder of `repo`.
+///
+/// # Errors
+/// As [`run_status`].
+pub fn build_asycamore(repo: &Path) -> Result<(), String> {
+    run_status(
+        Command::new(cargo())
+            .current_dir(repo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "asycamore",
+                "--bin",
+                "asycamore",
+            ])
+            .env("CARGO_TARGET_DIR", target_dir(repo)),
+    )
+}
+
+/// Builds the separate cargo project whose manifest is `manifest` (under `repo`, such as
+/// `bench/peers/Cargo.toml`) in release, into `target`.
+///
+/// # Errors
+/// As [`run_status`].
+pub fn build_project(repo: &Path, manifest: &str, target: &Path) -> Result<(), String> {
+    run_status(
+        Command::new(cargo())
+            .args(["build", "--release", "--manifest-path"])
+            .arg(repo.join(manifest))
+            .arg("--target-dir")
+            .arg(target),
+    )
+}
+
 /// Installs a Debian package (`apt-get update`, then `install -y`).
 ///
 /// # Errors
