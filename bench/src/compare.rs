@@ -37,7 +37,8 @@ pub struct CompareArgs {
     /// default all)
     #[argh(option)]
     pub servers: Option<String>,
-    /// comma-separated cells among ka50, ka1000, pipe16, close (default all)
+    /// comma-separated cells among ka50, ka1000, pipe16, close (Connection: close), close10
+    /// (HTTP/1.0, measured with ab) (default all)
     #[argh(option)]
     pub cells: Option<String>,
     /// time per measured run in whole seconds, e.g. 5s or 1m (default 5s), after a 1 s warm-up
@@ -77,16 +78,20 @@ pub struct Cell {
     pub depth: usize,
     /// One request per connection (`Connection: close`).
     pub close: bool,
+    /// HTTP/1.0 without keep-alive, one request per connection: always measured with `ab`
+    /// (neither wrk nor our `load` speaks HTTP/1.0), whichever tool is chosen.
+    pub http10: bool,
 }
 
 /// The matrix.
-pub const CELLS: [Cell; 4] = [
+pub const CELLS: [Cell; 5] = [
     Cell {
         name: "ka50",
         title: "keep-alive, 50 conns",
         connections: 50,
         depth: 1,
         close: false,
+        http10: false,
     },
     Cell {
         name: "ka1000",
@@ -94,6 +99,7 @@ pub const CELLS: [Cell; 4] = [
         connections: 1000,
         depth: 1,
         close: false,
+        http10: false,
     },
     Cell {
         name: "pipe16",
@@ -101,6 +107,7 @@ pub const CELLS: [Cell; 4] = [
         connections: 256,
         depth: 16,
         close: false,
+        http10: false,
     },
     Cell {
         name: "close",
@@ -108,8 +115,22 @@ pub const CELLS: [Cell; 4] = [
         connections: 50,
         depth: 1,
         close: true,
+        http10: false,
+    },
+    Cell {
+        name: "close10",
+        title: "HTTP/1.0, 1 request/conn, 50 conns (ab)",
+        connections: 50,
+        depth: 1,
+        close: true,
+        http10: true,
     },
 ];
+
+/// The tool that measures `cell` when `tool` is chosen: `ab` for the HTTP/1.0 cell.
+fn tool_for<'a>(tool: &'a str, cell: &Cell) -> &'a str {
+    if cell.http10 { "ab" } else { tool }
+}
 
 /// The servers compare knows.
 pub const SERVERS: [&str; 6] = [
@@ -295,7 +316,15 @@ fn tool_command(
     let url = format!("http://{addr}/");
     let mut command = Command::new("taskset");
     command.args(["-c", "1"]);
-    if tool == "wrk" {
+    if tool_for(tool, cell) == "ab" {
+        // -t implies -n 50000, so -n comes after it to let the time limit end the run.
+        command
+            .args(["ab", "-q", "-s", "5", "-t"])
+            .arg(seconds.to_string())
+            .args(["-n", "100000000", "-c"])
+            .arg(cell.connections.to_string())
+            .arg(&url);
+    } else if tool == "wrk" {
         command
             .arg("wrk")
             .args(["-t1", "--timeout", "5s"])
@@ -343,7 +372,13 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 
 /// Reads requests/s, responses and errors from the tool's output.
 fn parse_tool_output(tool: &str, out: &str) -> Option<(f64, u64, u64)> {
-    if tool == "wrk" {
+    if tool == "ab" {
+        let rps = number_after(out, "Requests per second:")?;
+        let responses = number_after(out, "Complete requests:")? as u64;
+        let errors = number_after(out, "Failed requests:").unwrap_or(0.0)
+            + number_after(out, "Non-2xx responses:").unwrap_or(0.0);
+        Some((rps, responses, errors as u64))
+    } else if tool == "wrk" {
         let rps = number_after(out, "Requests/sec:")?;
         let responses = out
             .lines()
@@ -396,12 +431,13 @@ fn measure(
         .map_err(|e| format!("waiting for {tool}: {e}"))?;
     let after = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
     let text = String::from_utf8_lossy(&output.stdout);
-    let (rps, responses, errors) = parse_tool_output(tool, &text).ok_or_else(|| {
-        format!(
-            "cannot read {tool}'s output: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
+    let (rps, responses, errors) =
+        parse_tool_output(tool_for(tool, cell), &text).ok_or_else(|| {
+            format!(
+                "cannot read {tool}'s output: {text}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
     let hwm = vm_kib(pid, "VmHWM");
     Ok(Measure {
         rps,
@@ -642,7 +678,7 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
                     .find(|c| c.name == name.trim())
                     .copied()
                     .ok_or_else(|| {
-                        format!("unknown cell {name}; choose ka50, ka1000, pipe16, close")
+                        format!("unknown cell {name}; choose ka50, ka1000, pipe16, close, close10")
                     })
             })
             .collect::<Result<_, _>>()
@@ -672,6 +708,10 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
     if tools.contains(&"wrk") && which("wrk").is_none() {
         eprintln!("compare: installing wrk from Debian");
         apt_install("wrk")?;
+    }
+    if cells.iter().any(|c| c.http10) && which("ab").is_none() {
+        eprintln!("compare: installing ab (apache2-utils) from Debian");
+        apt_install("apache2-utils")?;
     }
     let _ = asycamore::executor::net::raise_fd_limit();
     let mut bins = build(&args.repo, &servers, args.no_build)?;
@@ -780,6 +820,16 @@ Requests/sec:  44261.91\n";
             parse_tool_output("load", load),
             Some((541866.7, 1629696, 3))
         );
+    }
+
+    #[test]
+    fn reads_ab_output_and_measures_http10_with_it() {
+        let ab = "Complete requests:      20000\nFailed requests:        3\n\
+Non-2xx responses:      2\nRequests per second:    12345.67 [#/sec] (mean)\n";
+        assert_eq!(parse_tool_output("ab", ab), Some((12345.67, 20000, 5)));
+        let close10 = CELLS.iter().find(|c| c.name == "close10").expect("cell");
+        assert_eq!(tool_for("wrk", close10), "ab");
+        assert_eq!(tool_for("load", &CELLS[0]), "load");
     }
 
     #[test]
