@@ -178,3 +178,39 @@ fn bytes_reads_a_body_to_its_end_and_counts_it() {
     assert_eq!(reader.response().body, b"{\"bytes\": 65536}\n");
     assert_eq!(reader.response().body, b"{\"bytes\": 65536}\n");
 }
+
+#[test]
+fn a_stream_in_flight_finishes_whole_through_sigterm_to_a_slow_reader() {
+    let mut server = spawn_server(&["--workers", "1"]);
+    let mut s = connect(server.addr);
+    s.write_all(b"GET /bytes?n=5000000&write=4096 HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // A slow start: the output fills, the handler waits for room.
+    let mut first = [0u8; 1000];
+    s.read_exact(&mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    util::send_signal(server.child.id(), libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let text = String::from_utf8_lossy(&all[..all.len().min(300)]).into_owned();
+    let head_end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // The head went out before the signal, so the close comes after the whole body.
+    assert_eq!(
+        all.len() - head_end,
+        5_000_000,
+        "the whole body, then the close"
+    );
+    assert!(all[head_end..].iter().all(|&b| b == b'x'));
+    assert_eq!(
+        wait_exit(&mut server.child, Duration::from_secs(10)),
+        Some(0)
+    );
+}
