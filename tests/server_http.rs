@@ -95,6 +95,48 @@ fn pipelined_requests_are_answered_in_order_at_every_split() {
     }
 }
 
+/// A body that outgrows the connection's small read buffer moves, with whatever was read of it,
+/// into one of the worker's spare body buffers (left there by an earlier body). A request
+/// pipelined behind the body must come out whole, wherever the reads split the bytes: in the
+/// small buffer at the swap, or only in the spare.
+#[test]
+fn a_request_pipelined_behind_a_body_survives_the_move_into_a_spare_body_buffer() {
+    let addr = serve_demo(); // one worker, so every connection shares its spares
+    let len = 200_000;
+    let head = format!("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n");
+    // The first connection leaves a spare; each later one takes it at its body's first read.
+    // Splits: the head alone, the head with a little body, a read that fills the small buffer,
+    // and everything up to the middle of the pipelined request's head. Each body differs, so
+    // a spare's stale bytes cannot pass for this connection's.
+    let splits = [
+        head.len(),
+        head.len(),
+        head.len() + 100,
+        head.len() + 10_000,
+        head.len() + len + GET.len() / 2,
+    ];
+    for (round, split) in splits.into_iter().enumerate() {
+        let body = util::pattern(len, 7 + round as u64);
+        let batch = [head.as_bytes(), &body, GET].concat();
+        let stream = connect(addr);
+        let mut writer = stream.try_clone().expect("clone");
+        let first = batch[..split].to_vec();
+        let rest = batch[split..].to_vec();
+        let sending = std::thread::spawn(move || {
+            writer.write_all(&first).expect("write");
+            std::thread::sleep(Duration::from_millis(20));
+            writer.write_all(&rest).expect("write");
+        });
+        let mut reader = Reader::new(stream);
+        let echo = reader.response();
+        assert_eq!(echo.status, 200, "split at {split}");
+        assert!(echo.body == body, "echoed body differs, split at {split}");
+        let hello = reader.response();
+        assert_eq!(hello.body, b"Hello, World!", "split at {split}");
+        sending.join().expect("writer");
+    }
+}
+
 #[test]
 fn head_gets_headers_only() {
     let addr = serve_demo();

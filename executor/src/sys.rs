@@ -97,7 +97,7 @@ pub(crate) fn epoll_wait(
 }
 
 /// `epoll_pwait2(2)` (Linux 5.11): `epoll_wait` with a nanosecond timeout (`None`: no limit),
-/// no signal mask. `ENOSYS` on an older kernel, where the caller falls back to [`epoll_wait`];
+/// no signal mask. `ENOSYS` on an older kernel (or `EPERM` under a seccomp filter), where the caller falls back to [`epoll_wait`];
 /// `EINTR` is returned to the caller, which recomputes its timeout.
 #[cfg(target_os = "linux")]
 pub(crate) fn epoll_pwait2(
@@ -108,7 +108,9 @@ pub(crate) fn epoll_pwait2(
     let max = c_int::try_from(events.len()).unwrap_or(c_int::MAX);
     let spec = timeout.map(|t| libc::timespec {
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: t.subsec_nanos().into(),
+        // Below 10^9, so it fits any target's c_long (32 bits on 32-bit Linux, where
+        // `From<u32>` does not exist).
+        tv_nsec: t.subsec_nanos() as libc::c_long,
     });
     let spec_ptr = spec
         .as_ref()

@@ -70,14 +70,10 @@ impl Handler for BytesHandler {
                         *self = BytesHandler::Reading { bytes: 0 };
                         continue;
                     }
-                    let asked = number(ex, "n", 13, MAX_BYTES).and_then(|n| {
+                    let asked = number(ex, "n", 13, 0..=MAX_BYTES).and_then(|n| {
                         let whole = n.clamp(1, MAX_WRITE as u64);
-                        match number(ex, "write", whole, MAX_WRITE as u64)? {
-                            0 => Err(format!(
-                                "write must be a whole number from 1 to {MAX_WRITE}"
-                            )),
-                            piece => Ok((n, piece as usize)),
-                        }
+                        let piece = number(ex, "write", whole, 1..=MAX_WRITE as u64)?;
+                        Ok((n, piece as usize))
                     });
                     let (n, piece) = match asked {
                         Ok(asked) => asked,
@@ -142,16 +138,25 @@ impl Handler for BytesHandler {
     }
 }
 
-/// Query parameter `name` as a whole number up to `max` (`default` when absent).
+/// Query parameter `name` as a whole number in `range` (`default` when absent).
 ///
 /// # Errors
-/// A one-line reason for the 400 when it is not a number or too large.
-fn number(ex: &Exchange<'_>, name: &str, default: u64, max: u64) -> Result<u64, String> {
+/// A one-line reason for the 400 when it is not a number or outside the range.
+fn number(
+    ex: &Exchange<'_>,
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
     let Some(raw) = ex.environ().query_value(name) else {
         return Ok(default);
     };
     match raw.parse::<u64>() {
-        Ok(n) if n <= max && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
-        _ => Err(format!("{name} must be a whole number from 0 to {max}")),
+        Ok(n) if range.contains(&n) && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!(
+            "{name} must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
     }
 }

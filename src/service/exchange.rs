@@ -300,9 +300,11 @@ impl<'a> Exchange<'a> {
         // Below the mark a write up to the mark's size is taken whole (the output then holds
         // at most twice the mark): cut at the mark, a 64 KiB body behind its head would leave
         // in two sends, the second one a runt of the head's size, and cost the handler a resume.
-        let n = data
-            .len()
-            .min((2 * high_water).saturating_sub(self.output.len()));
+        let n = data.len().min(
+            high_water
+                .saturating_mul(2)
+                .saturating_sub(self.output.len()),
+        );
         self.put(&data[..n])?;
         Ok(Step::Ready(n))
     }

@@ -205,8 +205,13 @@ impl Poller for EpollPoller {
             match waited {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) && self.nanosecond_timeouts => {
-                    // A kernel before 5.11: whole milliseconds from now on.
+                Err(e)
+                    if self.nanosecond_timeouts
+                        && matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) =>
+                {
+                    // A kernel before 5.11 (ENOSYS), or a seccomp filter that refuses the
+                    // newer call (EPERM, as some container runtimes do): whole milliseconds
+                    // from now on.
                     self.nanosecond_timeouts = false;
                     wait = Remaining::new(timeout);
                 }
