@@ -157,26 +157,36 @@ pub(crate) fn is_field_value(s: &[u8]) -> bool {
 /// True if `s` is a non-empty request-target made of allowed bytes (see [`target_byte`]).
 #[inline]
 pub(crate) fn is_target(s: &[u8]) -> bool {
-    // The target bytes are the visible ASCII range, so a range test stands in for the table:
-    // eight bytes at a time as one word, then the tail a byte at a time, without a branch per
-    // byte.
+    !s.is_empty() && visible_prefix_len(s) == s.len()
+}
+
+/// How many bytes at the start of `s` are visible ASCII (`0x21..=0x7e`, the bytes of a
+/// request-target, see [`target_byte`]): where the target ends in a request line, at its SP.
+#[inline]
+pub(crate) fn visible_prefix_len(s: &[u8]) -> usize {
+    // A range test stands in for the table: eight bytes at a time as one little-endian word,
+    // then the tail a byte at a time.
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let (words, tail) = s.as_chunks::<8>();
-    let bad_words = words.iter().fold(0u64, |bad, word| {
-        let x = u64::from_ne_bytes(*word);
+    for (i, word) in words.iter().enumerate() {
+        let x = u64::from_le_bytes(*word);
         // A byte below 0x21 borrows into its high bit; one above 0x7e carries into it (0x7f
-        // + 1) or has it set already (0x80..=0xff). Either sets a high bit in `bad`: a
-        // carry or borrow between bytes can only set one where some byte is out of range.
+        // + 1) or has it set already (0x80..=0xff). A borrow or carry moves only to the next
+        // byte up, and only out of a byte that is out of range itself, so the lowest high bit
+        // set marks the first byte out of range exactly.
         let below = x.wrapping_sub(ONES * 0x21) & !x;
         let above = x.wrapping_add(ONES) | x;
-        bad | ((below | above) & HIGH)
-    });
-    !s.is_empty()
-        && bad_words == 0
-        && tail
-            .iter()
-            .fold(true, |ok, &b| ok & (b.wrapping_sub(0x21) < 0x5e))
+        let bad = (below | above) & HIGH;
+        if bad != 0 {
+            return i * 8 + (bad.trailing_zeros() / 8) as usize;
+        }
+    }
+    let visible = tail
+        .iter()
+        .position(|&b| b.wrapping_sub(0x21) >= 0x5e)
+        .unwrap_or(tail.len());
+    words.len() * 8 + visible
 }
 
 /// Compares a token or field value with `lower`, a lowercase name made of `a-z`, `0-9` and `-`,
@@ -253,6 +263,25 @@ mod tests {
         ] {
             assert!(!is_token(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_visible_prefix_ends_at_the_first_byte_out_of_range() {
+        for len in [1usize, 7, 8, 9, 16, 17, 31] {
+            for at in 0..len {
+                for b in (0..=0x20u8).chain(0x7f..=0xff) {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    // A second bad byte after the first must not move the answer.
+                    if at + 1 < len {
+                        s[at + 1] = 0xff;
+                    }
+                    assert_eq!(visible_prefix_len(&s), at, "byte {b:#04x} at {at} of {len}");
+                }
+            }
+            assert_eq!(visible_prefix_len(&vec![b'~'; len]), len);
+        }
+        assert_eq!(visible_prefix_len(b""), 0);
     }
 
     #[test]
