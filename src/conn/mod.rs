@@ -256,10 +256,15 @@ impl<S: Stream> Connection<S> {
             }
             other => other,
         };
-        match self
-            .detector
-            .detect(self.input.data(), &mut self.request.head)
-        {
+        let detected = if self.input.is_empty() {
+            // Nothing to look at, as after most responses: the detector would say WouldBlock
+            // too (it holds no partial head then), at the cost of a call.
+            Ok((0, Step::WouldBlock))
+        } else {
+            self.detector
+                .detect(self.input.data(), &mut self.request.head)
+        };
+        match detected {
             Ok((head_len, Step::Ready(()))) => {
                 self.detector.reset();
                 let (head, data) = (&self.request.head, self.input.data());

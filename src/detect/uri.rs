@@ -93,16 +93,22 @@ fn split_host_port(s: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
         ip_literal_len(rest)?
     } else {
         // A `reg-name` has no `:`, so a port, if there is one, follows the last. Most values
-        // are a plain name with no port: one pass over them answers; the others look for the
-        // colon from the end, where it is near (memrchr costs more than that on a short value).
-        if all_reg_name_bytes(s) {
-            s.len()
-        } else {
-            let host_len = s.iter().rposition(|&b| b == b':').unwrap_or(s.len());
-            if !is_reg_name(&s[..host_len]) {
-                return None;
+        // are a plain name, with or without a port: one pass up to the first byte that is not
+        // a plain name byte answers them, that byte being the port's colon or the end. Only a
+        // name with a `%` (or a bad byte) takes the exact check, from the last colon.
+        let plain = s
+            .iter()
+            .position(|&b| !is_reg_name_byte(b))
+            .unwrap_or(s.len());
+        match s[plain..] {
+            [] | [b':', ..] => plain,
+            _ => {
+                let host_len = s.iter().rposition(|&b| b == b':').unwrap_or(s.len());
+                if !is_reg_name(&s[..host_len]) {
+                    return None;
+                }
+                host_len
             }
-            host_len
         }
     };
     let (host, rest) = s.split_at(host_len);
