@@ -38,7 +38,8 @@ pub struct CompareArgs {
     #[argh(option)]
     pub servers: Option<String>,
     /// comma-separated cells among ka50, ka1000, pipe16, close (Connection: close), close10
-    /// (HTTP/1.0, measured with ab) (default all)
+    /// (HTTP/1.0, measured with ab), proxy (asycamore and nginx as reverse proxies to a hello
+    /// upstream) (default all)
     #[argh(option)]
     pub cells: Option<String>,
     /// time per measured run in whole seconds, e.g. 5s or 1m (default 5s), after a 1 s warm-up
@@ -81,10 +82,13 @@ pub struct Cell {
     /// HTTP/1.0 without keep-alive, one request per connection: always measured with `ab`
     /// (neither wrk nor our `load` speaks HTTP/1.0), whichever tool is chosen.
     pub http10: bool,
+    /// Through the server as a reverse proxy (`/proxy/`) to an upstream `asycamore --app hello`
+    /// on CPU 0, with kept-alive upstream connections; only the proxy's CPU is measured.
+    pub proxy: bool,
 }
 
 /// The matrix.
-pub const CELLS: [Cell; 5] = [
+pub const CELLS: [Cell; 6] = [
     Cell {
         name: "ka50",
         title: "keep-alive, 50 conns",
@@ -92,6 +96,7 @@ pub const CELLS: [Cell; 5] = [
         depth: 1,
         close: false,
         http10: false,
+        proxy: false,
     },
     Cell {
         name: "ka1000",
@@ -100,6 +105,7 @@ pub const CELLS: [Cell; 5] = [
         depth: 1,
         close: false,
         http10: false,
+        proxy: false,
     },
     Cell {
         name: "pipe16",
@@ -108,6 +114,7 @@ pub const CELLS: [Cell; 5] = [
         depth: 16,
         close: false,
         http10: false,
+        proxy: false,
     },
     Cell {
         name: "close",
@@ -116,6 +123,7 @@ pub const CELLS: [Cell; 5] = [
         depth: 1,
         close: true,
         http10: false,
+        proxy: false,
     },
     Cell {
         name: "close10",
@@ -124,12 +132,32 @@ pub const CELLS: [Cell; 5] = [
         depth: 1,
         close: true,
         http10: true,
+        proxy: false,
+    },
+    Cell {
+        name: "proxy",
+        title: "reverse proxy to hello, 50 conns",
+        connections: 50,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: true,
     },
 ];
 
 /// The tool that measures `cell` when `tool` is chosen: `ab` for the HTTP/1.0 cell.
 fn tool_for<'a>(tool: &'a str, cell: &Cell) -> &'a str {
     if cell.http10 { "ab" } else { tool }
+}
+
+/// True if `server` can do the work of `cell`: the floor keeps every connection open, so it has
+/// no close cells; only asycamore and nginx are reverse proxies.
+fn serves(server: &str, cell: &Cell) -> bool {
+    if cell.proxy {
+        matches!(server, "asycamore" | "asycamore-base" | "nginx")
+    } else {
+        !(server == "floor" && cell.close)
+    }
 }
 
 /// The servers compare knows.
@@ -221,22 +249,36 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     })
 }
 
-fn nginx_config(dir: &Path, port: u16) -> String {
+fn nginx_config(dir: &Path, port: u16, upstream: Option<SocketAddr>) -> String {
     let d = dir.display();
+    // As a proxy: HTTP/1.1 to the upstream with a pool of idle connections (`keepalive`), which
+    // needs the client's `Connection` header cleared (nginx's documented way).
+    let (pool, location) = match upstream {
+        Some(up) => (
+            format!("  upstream backend {{ server {up}; keepalive 64; }}\n"),
+            "location /proxy/ { proxy_pass http://backend/; proxy_http_version 1.1; \
+proxy_set_header Connection \"\"; }",
+        ),
+        None => (
+            String::new(),
+            "location / { return 200 \"Hello, World!\"; }",
+        ),
+    };
     format!(
         "worker_processes 1;\ndaemon off;\nmaster_process off;\npid {d}/nginx.pid;\n\
 error_log {d}/error.log error;\nworker_rlimit_nofile 20000;\n\
 events {{ worker_connections 20000; multi_accept on; }}\n\
 http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 120s;\n\
   client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
-  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n{pool}\
   server {{\n    listen 127.0.0.1:{port} backlog=4096;\n    default_type text/plain;\n\
-    location / {{ return 200 \"Hello, World!\"; }}\n  }}\n}}\n"
+    {location}\n  }}\n}}\n"
     )
 }
 
-/// Starts `server` pinned to CPU 0 and waits until it accepts connections.
-fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
+/// Starts `server` pinned to CPU 0 and waits until it accepts connections; with `upstream`, as
+/// a reverse proxy to it at `/proxy/`.
+fn start(server: &str, bins: &Binaries, upstream: Option<SocketAddr>) -> Result<Running, String> {
     let port = free_port()?;
     let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = Command::new("taskset");
@@ -253,8 +295,13 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
             };
             command
                 .arg(binary)
-                .args(["--app", "hello", "--quiet", "--bind"])
+                .args(["--quiet", "--bind"])
                 .arg(addr.to_string());
+            match upstream {
+                // The demo router, whose `/proxy/` relays to the upstream.
+                Some(up) => command.arg("--upstream").arg(up.to_string()),
+                None => command.args(["--app", "hello"]),
+            };
         }
         "hyper-current" | "hyper-multi" => {
             let flavor = if server == "hyper-multi" {
@@ -276,7 +323,7 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
             let dir = std::env::temp_dir().join(format!("asycamore-nginx-{port}"));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, nginx_config(&dir, port))
+            std::fs::write(&conf, nginx_config(&dir, port, upstream))
                 .map_err(|e| format!("{}: {e}", conf.display()))?;
             command
                 .arg(nginx)
@@ -298,6 +345,21 @@ fn start(server: &str, bins: &Binaries) -> Result<Running, String> {
     Running::started(server, child, addr, temp)
 }
 
+/// The `proxy` cell's upstream: `asycamore --app hello`, one worker, on CPU 0.
+fn start_upstream(bins: &Binaries) -> Result<Running, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&bins.asycamore)
+        .args(["--quiet", "--workers", "1", "--app", "hello", "--bind"])
+        .arg(addr.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the upstream: {e}"))?;
+    Running::started("upstream", child, addr, None)
+}
+
 /// The wrk script for pipelining: `depth` requests written as one batch.
 const WRK_PIPELINE_LUA: &str = "-- pipelining for wrk: the request repeated `depth` times\n\
 init = function(args)\n  local depth = tonumber(args[1]) or 1\n  local r = {}\n\
@@ -313,7 +375,7 @@ fn tool_command(
     bins: &Binaries,
     lua: &Path,
 ) -> Command {
-    let url = format!("http://{addr}/");
+    let url = format!("http://{addr}{}", if cell.proxy { "/proxy/" } else { "/" });
     let mut command = Command::new("taskset");
     command.args(["-c", "1"]);
     if tool_for(tool, cell) == "ab" {
@@ -678,7 +740,9 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
                     .find(|c| c.name == name.trim())
                     .copied()
                     .ok_or_else(|| {
-                        format!("unknown cell {name}; choose ka50, ka1000, pipe16, close, close10")
+                        format!(
+                            "unknown cell {name}; choose ka50, ka1000, pipe16, close, close10, proxy"
+                        )
                     })
             })
             .collect::<Result<_, _>>()
@@ -735,34 +799,46 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
         servers.join(", "),
         seconds
     );
+    // The proxy cell's upstream, on CPU 0 beside the proxy (beside the load tool, which spins,
+    // it would be starved), for the whole run.
+    let upstream = match cells.iter().any(|c| c.proxy) {
+        true => Some(start_upstream(&bins)?),
+        false => None,
+    };
     // Rounds interleave the servers, so a burst of other work on the machine hits all of them
     // rather than one; each cell keeps its median round.
     let mut rounds: Results = Vec::new();
     for round in 0..args.repeat.max(1) {
         for server in &servers {
-            let running = start(server, &bins)?;
-            for cell in &cells {
-                if *server == "floor" && cell.close {
-                    // The floor keeps every connection open: it has no close cell.
+            // The plain cells on one server; the proxy cells on another, started as a proxy.
+            let (proxied, plain): (Vec<&Cell>, Vec<&Cell>) = cells
+                .iter()
+                .filter(|c| serves(server, c))
+                .partition(|c| c.proxy);
+            for (group, up) in [(plain, None), (proxied, upstream.as_ref().map(|u| u.addr))] {
+                if group.is_empty() {
                     continue;
                 }
-                for tool in &tools {
-                    let m = measure(tool, cell, &running, seconds, &bins, &lua)?;
-                    println!(
-                        "#{round} {server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  \
+                let running = start(server, &bins, up)?;
+                for cell in group {
+                    for tool in &tools {
+                        let m = measure(tool, cell, &running, seconds, &bins, &lua)?;
+                        println!(
+                            "#{round} {server:>14} {:>26} {tool:>5}: {:>9.0} req/s  {:>6.2} µs CPU/req  \
 {} errors{}",
-                        cell.title,
-                        m.rps,
-                        m.cpu_us_per_request,
-                        m.errors,
-                        m.rss_kib
-                            .map(|(r, h)| format!("  RSS {r} KiB, HWM {h} KiB"))
-                            .unwrap_or_default()
-                    );
-                    rounds.push((server.to_string(), cell.name, tool.to_string(), m));
+                            cell.title,
+                            m.rps,
+                            m.cpu_us_per_request,
+                            m.errors,
+                            m.rss_kib
+                                .map(|(r, h)| format!("  RSS {r} KiB, HWM {h} KiB"))
+                                .unwrap_or_default()
+                        );
+                        rounds.push((server.to_string(), cell.name, tool.to_string(), m));
+                    }
                 }
+                drop(running);
             }
-            drop(running);
         }
     }
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
@@ -830,6 +906,23 @@ Non-2xx responses:      2\nRequests per second:    12345.67 [#/sec] (mean)\n";
         let close10 = CELLS.iter().find(|c| c.name == "close10").expect("cell");
         assert_eq!(tool_for("wrk", close10), "ab");
         assert_eq!(tool_for("load", &CELLS[0]), "load");
+    }
+
+    #[test]
+    fn the_proxy_cell_runs_on_proxies_and_nginx_pools_its_upstream_connections() {
+        let proxy = CELLS.iter().find(|c| c.name == "proxy").expect("cell");
+        let close = CELLS.iter().find(|c| c.name == "close").expect("cell");
+        assert!(serves("nginx", proxy) && serves("asycamore", proxy));
+        assert!(!serves("hyper-current", proxy) && !serves("floor", proxy));
+        assert!(!serves("floor", close) && serves("floor", &CELLS[0]));
+        let dir = Path::new("/tmp/x");
+        let up = SocketAddr::from(([127, 0, 0, 1], 9));
+        let conf = nginx_config(dir, 8, Some(up));
+        assert!(conf.contains("upstream backend { server 127.0.0.1:9; keepalive 64; }"));
+        assert!(conf.contains("proxy_pass http://backend/;"));
+        assert!(conf.contains("proxy_set_header Connection \"\";"));
+        assert!(!conf.contains("return 200"));
+        assert!(nginx_config(dir, 8, None).contains("return 200"));
     }
 
     #[test]
