@@ -22,7 +22,8 @@ use crate::cli::ToolError;
 
 use crate::procfs::{cpu_seconds, vm_kib};
 use crate::servers::{
-    Running, TempDir, apt_install, build_asycamore, build_project, free_port, target_dir, which,
+    Running, TempDir, apt_install, build_asycamore, build_project, free_port, start_upstream,
+    target_dir, which,
 };
 
 /// Side-by-side requests/s, server CPU per request and RSS of asycamore and other servers.
@@ -343,21 +344,6 @@ fn start(server: &str, bins: &Binaries, upstream: Option<SocketAddr>) -> Result<
         .spawn()
         .map_err(|e| format!("starting {server}: {e}"))?;
     Running::started(server, child, addr, temp)
-}
-
-/// The `proxy` cell's upstream: `asycamore --app hello`, one worker, on CPU 0.
-fn start_upstream(bins: &Binaries) -> Result<Running, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&bins.asycamore)
-        .args(["--quiet", "--workers", "1", "--app", "hello", "--bind"])
-        .arg(addr.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the upstream: {e}"))?;
-    Running::started("upstream", child, addr, None)
 }
 
 /// The wrk script for pipelining: `depth` requests written as one batch.
@@ -802,7 +788,7 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
     // The proxy cell's upstream, on CPU 0 beside the proxy (beside the load tool, which spins,
     // it would be starved), for the whole run.
     let upstream = match cells.iter().any(|c| c.proxy) {
-        true => Some(start_upstream(&bins)?),
+        true => Some(start_upstream(&bins.asycamore)?),
         false => None,
     };
     // Rounds interleave the servers, so a burst of other work on the machine hits all of them

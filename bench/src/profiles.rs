@@ -39,7 +39,7 @@ use crate::chart::{Group, grouped_bars};
 use crate::cli::ToolError;
 use crate::procfs::{cpu_seconds, vm_kib};
 use crate::servers::{
-    Running, TempDir, build_asycamore, build_project, free_port, target_dir, which,
+    Running, TempDir, build_asycamore, build_project, free_port, start_upstream, target_dir, which,
 };
 use crate::sys;
 
@@ -307,21 +307,6 @@ fn start(
     Running::started(server, child, addr, None)
 }
 
-/// The upstream of the `proxy` profile: a hello server on CPU 0, beside the proxy.
-fn start_upstream(bins: &Binaries) -> Result<Running, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&bins.asycamore)
-        .args(["--quiet", "--workers", "1", "--app", "hello", "--bind"])
-        .arg(addr.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("starting the upstream: {e}"))?;
-    Running::started("upstream", child, addr, None)
-}
-
 /// A `load` run on CPU 1 against `addr` for `profile`, with `extra` flags; its JSON.
 fn load(
     bins: &Binaries,
@@ -513,7 +498,7 @@ fn measure(
     seconds: u64,
 ) -> Result<Vec<(&'static str, Cell)>, String> {
     let upstream = match profile.name {
-        "proxy" => Some(start_upstream(bins)?),
+        "proxy" => Some(start_upstream(&bins.asycamore)?),
         _ => None,
     };
     let c = profile.connections.to_string();

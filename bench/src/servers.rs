@@ -156,3 +156,20 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A reverse proxy's upstream for `compare` and `profiles`: `asycamore` (the demo binary) with
+/// `--app hello` and one worker, pinned to CPU 0 beside the proxy (beside the load tool, which
+/// spins while it waits for its next send, it would be starved).
+pub fn start_upstream(asycamore: &Path) -> Result<Running, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(asycamore)
+        .args(["--quiet", "--workers", "1", "--app", "hello", "--bind"])
+        .arg(addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the upstream: {e}"))?;
+    Running::started("upstream", child, addr, None)
+}
