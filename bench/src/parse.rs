@@ -34,6 +34,11 @@ pub struct ParseArgs {
     /// heads in the pipelined buffer (default 16)
     #[argh(option, default = "16")]
     depth: usize,
+    /// instead of timing, parse the one head this many times and print the count: for
+    /// instruction counts under `valgrind --tool=callgrind`, where (Ir(3N) - Ir(N)) / 2N is the
+    /// cost of one head, start-up cancelled out
+    #[argh(option)]
+    count: Option<u64>,
 }
 
 /// Interleaved rounds per input; each contender's best round is reported.
@@ -153,6 +158,16 @@ fn httparse_uninit(buf: &[u8]) -> usize {
 
 /// Runs the benchmark.
 pub fn run(args: ParseArgs) -> Result<(), String> {
+    if let Some(count) = args.count {
+        let mut detector = HeadDetector::new(Limits::default());
+        let mut head = RequestHead::new();
+        let mut heads = 0u64;
+        for _ in 0..count {
+            heads += ours(&mut detector, &mut head, black_box(HEAD)) as u64;
+        }
+        println!("{heads} heads parsed");
+        return Ok(());
+    }
     let pipelined = HEAD.repeat(args.depth.max(1));
     let mut detector = HeadDetector::new(Limits::default());
     let mut head = RequestHead::new();
