@@ -35,7 +35,14 @@ pub const SPARE_BUFFERS: usize = 64;
 /// a worker): the next body takes one instead of allocating and zeroing 64 KiB.
 pub const SPARE_BODY_BUFFERS: usize = 8;
 
+/// Released output buffers each worker thread keeps ([`WriteBuffer::release_when_empty`]), each
+/// with the capacity its last connection grew it to (at most the idle capacity the connection
+/// keeps, a few KiB).
+pub const SPARE_OUTPUT_BUFFERS: usize = 64;
+
 thread_local! {
+    /// This worker's spare output buffers ([`WriteBuffer::release_when_empty`]).
+    static SPARE_OUTPUT: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
     /// This worker's spare read buffers ([`ReadBuffer::release_when_empty`]).
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
     /// This worker's spare body buffers ([`ReadBuffer::reserve_capacity`]).
@@ -89,6 +96,20 @@ impl ReadBuffer {
     pub fn with_capacity(capacity: usize) -> ReadBuffer {
         ReadBuffer {
             buf: vec![0; capacity.max(16)],
+            start: 0,
+            end: 0,
+            drained: false,
+            closed: false,
+        }
+    }
+
+    /// An empty buffer holding no memory: its first read takes one of this worker's spares (or
+    /// allocates one of [`READ_BUFFER_INITIAL`] bytes). A connection starts with one, so a burst
+    /// of accepted connections shares the few buffers their first reads need in turn instead of
+    /// each allocating its own before it has read a byte.
+    pub fn empty() -> ReadBuffer {
+        ReadBuffer {
+            buf: Vec::new(),
             start: 0,
             end: 0,
             drained: false,
@@ -342,9 +363,38 @@ impl WriteBuffer {
         self.len() == 0
     }
 
-    /// The vector to append to; response encoders write straight into it.
+    /// The vector to append to; response encoders write straight into it. A buffer released
+    /// while idle takes one of this worker's spares first, so the first response after the idle
+    /// time does not grow a vector from nothing.
     pub fn vec(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0
+            && let Ok(Some(spare)) = SPARE_OUTPUT.try_with(|spare| spare.borrow_mut().pop())
+        {
+            self.buf = spare;
+            self.start = 0;
+        }
         &mut self.buf
+    }
+
+    /// Gives the memory back while nothing waits to be written: an idle keep-alive connection
+    /// then holds no output buffer. A buffer of no more than `most` bytes' capacity goes to this
+    /// worker's spares ([`SPARE_OUTPUT_BUFFERS`]), which the next [`WriteBuffer::vec`] on any of
+    /// its connections takes back; a larger one is freed.
+    pub fn release_when_empty(&mut self, most: usize) {
+        if !self.is_empty() || self.buf.capacity() == 0 {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf);
+        self.start = 0;
+        if buf.capacity() <= most {
+            buf.clear();
+            let _ = SPARE_OUTPUT.try_with(|spare| {
+                let mut spare = spare.borrow_mut();
+                if spare.len() < SPARE_OUTPUT_BUFFERS {
+                    spare.push(buf);
+                }
+            });
+        }
     }
 
     /// The bytes waiting to be written.

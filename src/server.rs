@@ -29,7 +29,7 @@ use executor::EpollPoller;
 use executor::acceptor::Acceptor;
 use executor::net::{Listener, Options, TcpListener};
 use executor::unix::UnixListener;
-use executor::{Executor, Poller, Task, Waker};
+use executor::{Executor, Poller, Waker};
 
 use crate::config::Config;
 use crate::conn::Connection;
@@ -720,21 +720,21 @@ impl WorkerTasks {
         let factory = {
             let (app, config) = (Rc::clone(&setup.app), Rc::clone(&setup.config));
             let (stats, shutdown) = (Rc::clone(&setup.stats), Rc::clone(&setup.shutdown));
-            move |stream: L::Stream, remote: L::Addr| -> Task {
+            // The connection itself, not a boxed task: the acceptor's counting wrapper holds it
+            // inline, so a connection costs one allocation.
+            move |stream: L::Stream, remote: L::Addr| {
                 let peer = Peer {
                     remote: remote.into(),
                     local,
                 };
-                Box::new(
-                    Connection::new(
-                        stream,
-                        peer,
-                        Rc::clone(&app),
-                        Rc::clone(&config),
-                        Rc::clone(&stats),
-                    )
-                    .with_shutdown(Rc::clone(&shutdown)),
+                Connection::new(
+                    stream,
+                    peer,
+                    Rc::clone(&app),
+                    Rc::clone(&config),
+                    Rc::clone(&stats),
                 )
+                .with_shutdown(Rc::clone(&shutdown))
             }
         };
         let mut acceptor =

@@ -19,6 +19,7 @@
 //! is woken (see [`Acceptor::with_stop`]).
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,13 +68,14 @@ impl Connections {
     }
 }
 
-/// A connection task wrapped so that its end is counted (and wakes an acceptor at the cap).
-struct Counted {
-    task: Task,
+/// A connection task wrapped so that its end is counted (and wakes an acceptor at the cap). The
+/// task is held inline: the executor boxes the two together, one allocation per connection.
+struct Counted<C> {
+    task: C,
     connections: Rc<Connections>,
 }
 
-impl Coroutine for Counted {
+impl<C: Coroutine<Output = ()>> Coroutine for Counted<C> {
     type Output = ();
     fn resume(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         self.task.resume(cx)
@@ -83,7 +85,7 @@ impl Coroutine for Counted {
     }
 }
 
-impl Drop for Counted {
+impl<C> Drop for Counted<C> {
     fn drop(&mut self) {
         self.connections.live.set(self.connections.live.get() - 1);
         if let Some(waker) = self.connections.acceptor.borrow_mut().take() {
@@ -105,10 +107,14 @@ pub enum AcceptorState {
     Stopped,
 }
 
-/// The listener task: accepts connections and spawns `factory(stream, peer)` for each.
-pub struct Acceptor<L, F> {
+/// The listener task: accepts connections and spawns `factory(stream, peer)` for each, a
+/// coroutine of type `C` (a boxed [`Task`] by default; a concrete type saves a box per
+/// connection).
+pub struct Acceptor<L, F, C = Task> {
     listener: L,
     factory: F,
+    /// The factory's output type, named so the impls can bound it.
+    spawns: PhantomData<fn() -> C>,
     state: AcceptorState,
     batch: usize,
     backoff: Duration,
@@ -116,18 +122,20 @@ pub struct Acceptor<L, F> {
     stop: Option<Arc<AtomicBool>>,
 }
 
-impl<L, F> Acceptor<L, F>
+impl<L, F, C> Acceptor<L, F, C>
 where
     L: Listener,
-    F: FnMut(L::Stream, L::Addr) -> Task,
+    F: FnMut(L::Stream, L::Addr) -> C,
+    C: Coroutine<Output = ()> + 'static,
 {
     /// An acceptor with the default batch and backoff and no connection cap.
-    pub fn new(listener: L, factory: F) -> Acceptor<L, F> {
+    pub fn new(listener: L, factory: F) -> Acceptor<L, F, C> {
         let connections = Rc::new(Connections::default());
         connections.max.set(usize::MAX);
         Acceptor {
             listener,
             factory,
+            spawns: PhantomData,
             state: AcceptorState::Accepting,
             batch: DEFAULT_ACCEPT_BATCH,
             backoff: DEFAULT_BACKOFF,
@@ -222,10 +230,11 @@ where
     }
 }
 
-impl<L, F> Coroutine for Acceptor<L, F>
+impl<L, F, C> Coroutine for Acceptor<L, F, C>
 where
     L: Listener,
-    F: FnMut(L::Stream, L::Addr) -> Task,
+    F: FnMut(L::Stream, L::Addr) -> C,
+    C: Coroutine<Output = ()> + 'static,
 {
     type Output = ();
 

@@ -13,17 +13,25 @@
 //!  Expect:    None | Owed ──100 queued──▶ Sent
 //! ```
 //!
+//! A connection holds its request in a [`RequestSlot`] only while it has one: between requests
+//! the slot gives the [`Request`] (head detector and parsed head with its field table included)
+//! back to the worker thread's spares, so an idle keep-alive connection holds none of it.
+//!
 //! [`Exchange`]: crate::service::Exchange
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::detect::{BodyDecoder, BodyFraming, RequestHead};
+use crate::detect::{BodyDecoder, BodyFraming, HeadDetector, Limits, RequestHead};
 use crate::service::error::InputError;
 use crate::service::upgrade::Tunnel;
 
 /// The state of one request, from its parsed head to the end of its response.
 pub(crate) struct Request {
+    /// Finds the end of the next head in the read buffer (its limits are set before each look,
+    /// as a spare request may come from another server on the thread).
+    pub detector: HeadDetector,
     /// The parsed head, as offsets into the first `head_len` bytes of the read buffer (reused
     /// from one request to the next, keeping its allocation).
     pub head: RequestHead,
@@ -211,10 +219,91 @@ pub(crate) enum CloseReason {
     ShortResponse,
 }
 
+/// Spare requests each worker thread keeps for its connections' next heads: enough for every
+/// connection a busy worker has mid-request at once; beyond it a released request is freed.
+pub(crate) const SPARE_REQUESTS: usize = 64;
+
+thread_local! {
+    /// This worker's spare requests ([`RequestSlot::release`]), boxed as the slots hold them:
+    /// a request moves between a slot and the spares as a pointer, never copied.
+    #[allow(clippy::vec_box)]
+    static SPARE: RefCell<Vec<Box<Request>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Where a connection keeps its current request: a [`Request`] from the first byte of a head to
+/// the end of its response, nothing while the connection is idle between requests.
+///
+/// An idle keep-alive connection is the common case for a server with many clients, and a
+/// request (detector, head, field table: about 600 bytes) is most of what a connection would
+/// cost; like nginx, which frees a keep-alive connection's request and keeps only the
+/// connection, the slot hands it back to the worker thread's spares, from which the next head
+/// on any of the worker's connections takes it without allocating.
+#[derive(Default)]
+pub(crate) struct RequestSlot(Option<Box<Request>>);
+
+impl RequestSlot {
+    /// The request, taken from the worker's spares (or made) if the slot holds none. Inline:
+    /// the connection asks for its request a dozen times per request, and only the first of
+    /// them (after an idle wait) goes to the spares.
+    #[inline]
+    pub fn get(&mut self) -> &mut Request {
+        self.0.get_or_insert_with(spare_request)
+    }
+
+    /// The request, if the slot holds one.
+    pub fn held(&self) -> Option<&Request> {
+        self.0.as_deref()
+    }
+
+    /// Where `--profile` adds up the current request's costs (0: nowhere, as for no request).
+    pub fn profile_slot(&self) -> u8 {
+        self.0.as_ref().map_or(0, |request| request.profile_slot)
+    }
+
+    /// Gives the request back to the worker's spares (or frees it, past [`SPARE_REQUESTS`]):
+    /// the connection is between requests, with nothing of one left to keep. What it owned that
+    /// belongs to no next request (a tunnel, a file, a body decoder) is dropped here; the field
+    /// table's allocation stays for the next head.
+    pub fn release(&mut self) {
+        let Some(mut request) = self.0.take() else {
+            return;
+        };
+        request.detector.reset();
+        request.body = Body::Idle;
+        request.upgrade = None;
+        request.file_body = None;
+        // `try_with`: a connection dropped while the thread exits finds the spares gone, and its
+        // request is simply freed.
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_REQUESTS {
+                spare.push(request);
+            }
+        });
+    }
+}
+
+/// A request from this worker's spares, or a new one.
+#[inline(never)]
+fn spare_request() -> Box<Request> {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| Box::new(Request::new(Instant::now())))
+}
+
+impl Drop for RequestSlot {
+    /// A closing connection's request goes to the spares too: the next connection's first head
+    /// takes it (a server answering one request per connection allocates none).
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl Request {
     /// The state before a connection's first request (`now` stands in for its start).
     pub fn new(now: Instant) -> Request {
         Request {
+            detector: HeadDetector::new(Limits::default()),
             head: RequestHead::default(),
             head_len: 0,
             is_head: false,

@@ -312,6 +312,12 @@ impl HeadDetector {
         &self.limits
     }
 
+    /// Enforces `limits` from the next look on: a detector kept for reuse may serve connections
+    /// of servers with other limits.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// Forgets any partial head, to start on a new buffer. [`HeadDetector::detect`] does this
     /// itself after `Ready`.
     pub fn reset(&mut self) {
