@@ -5,8 +5,11 @@
 //! Debian if missing, starts each server pinned to CPU 0 with `taskset -c 0`, and runs the load tool
 //! pinned to CPU 1 through a matrix of cells. For each cell it records requests/s, the server's CPU
 //! time per request (utime + stime from `/proc/PID/stat`, before and after) and, for the
-//! 1,000-connection cell, the server's `VmRSS` mid-run and `VmHWM` after. It writes a Markdown
-//! table and a hand-written SVG bar chart to the output directory.
+//! 1,000-connection cell, the server's `VmRSS` mid-run and `VmHWM` after. The idle cells
+//! (`idle1k`, `idle10k`) instead weigh idle keep-alive connections with `asycamore-bench idle`:
+//! the server's RSS growth per idle connection, then how long it takes to answer all of them when
+//! they ask again together. It writes a Markdown table and a hand-written SVG bar chart to the
+//! output directory.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -40,7 +43,8 @@ pub struct CompareArgs {
     pub servers: Option<String>,
     /// comma-separated cells among ka50, ka1000, pipe16, close (Connection: close), close10
     /// (HTTP/1.0, measured with ab), proxy (asycamore and nginx as reverse proxies to a hello
-    /// upstream) (default all)
+    /// upstream), idle1k and idle10k (RSS per idle keep-alive connection, and all of them woken
+    /// at once) (default all)
     #[argh(option)]
     pub cells: Option<String>,
     /// time per measured run in whole seconds, e.g. 5s or 1m (default 5s), after a 1 s warm-up
@@ -86,10 +90,14 @@ pub struct Cell {
     /// Through the server as a reverse proxy (`/proxy/`) to an upstream `asycamore --app hello`
     /// on CPU 0, with kept-alive upstream connections; only the proxy's CPU is measured.
     pub proxy: bool,
+    /// `connections` idle keep-alive connections (one request answered on each), then woken
+    /// together, with `asycamore-bench idle` whichever tool is chosen, on a server of its own:
+    /// the server's RSS per idle connection, and how long it takes to answer them all.
+    pub idle: bool,
 }
 
 /// The matrix.
-pub const CELLS: [Cell; 6] = [
+pub const CELLS: [Cell; 8] = [
     Cell {
         name: "ka50",
         title: "keep-alive, 50 conns",
@@ -98,6 +106,7 @@ pub const CELLS: [Cell; 6] = [
         close: false,
         http10: false,
         proxy: false,
+        idle: false,
     },
     Cell {
         name: "ka1000",
@@ -107,6 +116,7 @@ pub const CELLS: [Cell; 6] = [
         close: false,
         http10: false,
         proxy: false,
+        idle: false,
     },
     Cell {
         name: "pipe16",
@@ -116,6 +126,7 @@ pub const CELLS: [Cell; 6] = [
         close: false,
         http10: false,
         proxy: false,
+        idle: false,
     },
     Cell {
         name: "close",
@@ -125,6 +136,7 @@ pub const CELLS: [Cell; 6] = [
         close: true,
         http10: false,
         proxy: false,
+        idle: false,
     },
     Cell {
         name: "close10",
@@ -134,6 +146,7 @@ pub const CELLS: [Cell; 6] = [
         close: true,
         http10: true,
         proxy: false,
+        idle: false,
     },
     Cell {
         name: "proxy",
@@ -143,21 +156,47 @@ pub const CELLS: [Cell; 6] = [
         close: false,
         http10: false,
         proxy: true,
+        idle: false,
+    },
+    Cell {
+        name: "idle1k",
+        title: "1,000 idle keep-alive conns",
+        connections: 1_000,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: false,
+        idle: true,
+    },
+    Cell {
+        name: "idle10k",
+        title: "10,000 idle keep-alive conns",
+        connections: 10_000,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: false,
+        idle: true,
     },
 ];
 
 /// The tool that measures `cell` when `tool` is chosen: `ab` for the HTTP/1.0 cell.
 fn tool_for<'a>(tool: &'a str, cell: &Cell) -> &'a str {
-    if cell.http10 { "ab" } else { tool }
+    match cell {
+        Cell { http10: true, .. } => "ab",
+        Cell { idle: true, .. } => "idle",
+        _ => tool,
+    }
 }
 
 /// True if `server` can do the work of `cell`: the floor keeps every connection open, so it has
-/// no close cells; only asycamore and nginx are reverse proxies.
+/// no close cells, and it is no server to weigh idle connections on; only asycamore and nginx
+/// are reverse proxies.
 fn serves(server: &str, cell: &Cell) -> bool {
     if cell.proxy {
         matches!(server, "asycamore" | "asycamore-base" | "nginx")
     } else {
-        !(server == "floor" && cell.close)
+        !(server == "floor" && (cell.close || cell.idle))
     }
 }
 
@@ -182,7 +221,8 @@ pub struct Measure {
     pub errors: u64,
     /// Server CPU time per response, microseconds.
     pub cpu_us_per_request: f64,
-    /// Server `VmRSS` mid-run and `VmHWM` after the run, KiB.
+    /// Server `VmRSS` mid-run and `VmHWM` after the run, KiB; in an idle cell, `VmRSS` while
+    /// the connections are idle and before they opened.
     pub rss_kib: Option<(u64, u64)>,
 }
 
@@ -496,6 +536,67 @@ fn measure(
     })
 }
 
+/// Measures an idle cell: the server's `VmRSS` before `asycamore-bench idle` opens
+/// `cell.connections` connections and while they are idle (once all are answered), and how long
+/// the server takes to answer all of them when they ask again together (`rps` is connections
+/// over that time).
+fn measure_idle(cell: &Cell, server: &Running, bins: &Binaries) -> Result<Measure, String> {
+    use std::io::BufRead as _;
+    let pid = server.child.id();
+    let base = vm_kib(pid, "VmRSS").ok_or("cannot read the server's /proc/PID/status")?;
+    let cpu_before = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+    let mut child = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(&bins.bench)
+        .args(["idle", "--hold", "2", "-c"])
+        .arg(cell.connections.to_string())
+        .arg(format!("http://{}/", server.addr))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting asycamore-bench idle: {e}"))?;
+    let stdout = child.stdout.take().ok_or("idle: no stdout")?;
+    let mut held = None;
+    let mut woke = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.map_err(|e| format!("reading idle's output: {e}"))?;
+        if line.starts_with("held ") {
+            held = vm_kib(pid, "VmRSS");
+        }
+        if line.starts_with("woke ") {
+            woke = Some(line);
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for idle: {e}"))?;
+    let cpu_after = cpu_seconds(pid).ok_or("cannot read the server's /proc/PID/stat")?;
+    let (woke, held) = match (woke, held) {
+        (Some(w), Some(h)) if output.status.success() => (w, h),
+        _ => {
+            return Err(format!(
+                "asycamore-bench idle failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+    };
+    let all_ms = number_after(&woke, "all answered in ").ok_or_else(|| format!("idle: {woke}"))?;
+    let responses = 2 * cell.connections as u64;
+    Ok(Measure {
+        rps: cell.connections as f64 / (all_ms / 1000.0).max(1e-6),
+        responses,
+        errors: 0,
+        cpu_us_per_request: (cpu_after - cpu_before) * 1e6 / responses as f64,
+        rss_kib: Some((held, base)),
+    })
+}
+
+/// Bytes of server RSS per idle connection in an idle cell's measure.
+fn idle_bytes(cell: &Cell, m: &Measure) -> Option<f64> {
+    let (held, base) = m.rss_kib?;
+    Some(held.saturating_sub(base) as f64 * 1024.0 / cell.connections as f64)
+}
+
 /// All results: `(server, cell name, tool) → measure`.
 type Results = Vec<(String, &'static str, String, Measure)>;
 
@@ -549,7 +650,9 @@ fn medians(rounds: &Results, servers: &[&str], cells: &[Cell], tools: &[&str]) -
     let mut results: Results = Vec::new();
     for server in servers {
         for cell in cells {
-            for tool in tools {
+            // An idle cell is measured by its own tool, once per round.
+            let cell_tools: &[&str] = if cell.idle { &["idle"] } else { tools };
+            for tool in cell_tools {
                 let mut runs: Vec<&Measure> = rounds
                     .iter()
                     .filter(|(s, c, t, _)| s == server && *c == cell.name && t == tool)
@@ -593,7 +696,9 @@ fn markdown(
 1 s warm-up, median of {repeat} interleaved round(s); `--app hello`-equivalent servers answering `Hello, World!`. Ratios are to asycamore \
 in the same cell (above 1 = faster than asycamore). CPU is the server's utime+stime per response."
     );
-    for tool in tools {
+    let (idle, cells): (Vec<Cell>, Vec<Cell>) = cells.iter().partition(|c| c.idle);
+    let cells = &cells[..];
+    for tool in tools.iter().filter(|_| !cells.is_empty()) {
         let _ = writeln!(s, "\n### Requests/s (load tool: {tool})\n");
         let _ = write!(s, "| server |");
         for cell in cells {
@@ -659,6 +764,26 @@ in the same cell (above 1 = faster than asycamore). CPU is the server's utime+st
             }
         }
     }
+    for cell in &idle {
+        let _ = writeln!(
+            s,
+            "\n### {} (`asycamore-bench idle`: one request answered on each, held 2 s, then all \
+ask again at once)\n\n| server | server RSS per idle connection | all answered when woken | server \
+CPU µs per request |\n|---|---:|---:|---:|",
+            cell.title
+        );
+        for server in servers {
+            if let Some(m) = find(results, server, cell.name, "idle") {
+                let _ = writeln!(
+                    s,
+                    "| {server} | {:.0} B | {:.0} ms | {:.2} |",
+                    idle_bytes(cell, m).unwrap_or(f64::NAN),
+                    cell.connections as f64 / m.rps * 1000.0,
+                    m.cpu_us_per_request
+                );
+            }
+        }
+    }
     s
 }
 
@@ -666,6 +791,7 @@ in the same cell (above 1 = faster than asycamore). CPU is the server's utime+st
 fn svg(results: &Results, servers: &[&str], cells: &[Cell], tool: &str) -> String {
     let groups: Vec<Group> = cells
         .iter()
+        .filter(|cell| !cell.idle)
         .map(|cell| Group {
             label: cell.title.to_owned(),
             values: servers
@@ -727,7 +853,8 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
                     .copied()
                     .ok_or_else(|| {
                         format!(
-                            "unknown cell {name}; choose ka50, ka1000, pipe16, close, close10, proxy"
+                            "unknown cell {name}; choose ka50, ka1000, pipe16, close, close10, proxy, \
+idle1k, idle10k"
                         )
                     })
             })
@@ -796,17 +923,37 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
     let mut rounds: Results = Vec::new();
     for round in 0..args.repeat.max(1) {
         for server in &servers {
-            // The plain cells on one server; the proxy cells on another, started as a proxy.
+            // The plain cells on one server; the proxy cells on another, started as a proxy;
+            // each idle cell on a fresh one, so its memory grows from the server's start.
             let (proxied, plain): (Vec<&Cell>, Vec<&Cell>) = cells
                 .iter()
                 .filter(|c| serves(server, c))
                 .partition(|c| c.proxy);
-            for (group, up) in [(plain, None), (proxied, upstream.as_ref().map(|u| u.addr))] {
+            let (idle, plain): (Vec<&Cell>, Vec<&Cell>) = plain.into_iter().partition(|c| c.idle);
+            let mut groups = vec![(plain, None)];
+            groups.extend(idle.into_iter().map(|c| (vec![c], None)));
+            groups.push((proxied, upstream.as_ref().map(|u| u.addr)));
+            for (group, up) in groups {
                 if group.is_empty() {
                     continue;
                 }
                 let running = start(server, &bins, up)?;
                 for cell in group {
+                    if cell.idle {
+                        let m = measure_idle(cell, &running, &bins)?;
+                        println!(
+                            "#{round} {server:>14} {:>26}  idle: {:>5.0} B/conn idle, all {} woken \
+answered at {:.0} req/s, {:.2} µs CPU/req, {} errors",
+                            cell.title,
+                            idle_bytes(cell, &m).unwrap_or(f64::NAN),
+                            cell.connections,
+                            m.rps,
+                            m.cpu_us_per_request,
+                            m.errors
+                        );
+                        rounds.push((server.to_string(), cell.name, "idle".into(), m));
+                        continue;
+                    }
                     for tool in &tools {
                         let m = measure(tool, cell, &running, seconds, &bins, &lua)?;
                         println!(

@@ -4,6 +4,7 @@
 //!   percentiles from a [`histogram`], every response's framing checked by [`framing`]);
 //! - [`pending`]: holds connection attempts beyond the server's accept rate and watches a normal
 //!   client's latency meanwhile;
+//! - [`idle`]: many idle keep-alive connections, woken together;
 //! - [`oneraw`] and [`bulkfetch`]: one raw request, and many URLs fetched at once;
 //! - [`compare`]: the side-by-side with hyper, may_minihttp and nginx;
 //! - [`profiles`]: what each kind of application costs the server, against hyper;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod compare;
 pub mod framing;
 pub mod histogram;
+pub mod idle;
 pub mod load;
 pub mod oneraw;
 pub mod pending;

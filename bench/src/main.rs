@@ -26,19 +26,21 @@ enum Tool {
     Compare(asycamore_bench::compare::CompareArgs),
     Profiles(asycamore_bench::profiles::ProfilesArgs),
     Pending(asycamore_bench::pending::PendingArgs),
+    Idle(asycamore_bench::idle::IdleArgs),
     OneRaw(asycamore_bench::oneraw::OneRawArgs),
     BulkFetch(asycamore_bench::bulkfetch::BulkFetchArgs),
     Ws(asycamore_bench::ws::WsArgs),
 }
 
 /// The names of the tools, as typed after `asycamore-bench`.
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 10] = [
     "echo",
     "parse",
     "load",
     "compare",
     "profiles",
     "pending",
+    "idle",
     "oneraw",
     "bulkfetch",
     "ws",
@@ -77,6 +79,7 @@ fn main() {
         Tool::Compare(a) => asycamore_bench::compare::main(a),
         Tool::Profiles(a) => asycamore_bench::profiles::main(a),
         Tool::Pending(a) => asycamore_bench::pending::main(a),
+        Tool::Idle(a) => asycamore_bench::idle::main(a),
         Tool::OneRaw(a) => asycamore_bench::oneraw::main(a),
         Tool::BulkFetch(a) => asycamore_bench::bulkfetch::main(a),
         Tool::Ws(a) => asycamore_bench::ws::main(a),

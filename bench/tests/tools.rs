@@ -1,4 +1,4 @@
-//! `oneraw`, `bulkfetch` and `pending` against the demo server on 127.0.0.1, each kept short.
+//! `oneraw`, `bulkfetch`, `pending` and `idle` against the demo server on 127.0.0.1, each kept short.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -8,7 +8,7 @@ use asycamore::server::{Server, ServerOptions, ShutdownHandle};
 use asycamore::service::App;
 use asycamore_bench::bulkfetch::{self, Outcome};
 use asycamore_bench::target::Target;
-use asycamore_bench::{oneraw, pending};
+use asycamore_bench::{idle, oneraw, pending};
 
 /// The demo server (hello at every path) in a thread; shut down when dropped.
 struct DemoServer {
@@ -101,4 +101,14 @@ fn pending_holders_are_all_answered_by_a_fast_acceptor() {
     assert_eq!(report.idle_connected, 10);
     assert!(!report.before.is_empty() && !report.during.is_empty());
     assert_eq!(report.normal_errors, 0);
+}
+
+#[test]
+fn idle_connections_are_all_answered_again_when_woken_together() {
+    let server = demo_server();
+    let target = Target::parse(&format!("http://{}/", server.addr)).expect("url");
+    let report = idle::run(&target, 200, Duration::from_millis(200)).expect("runs");
+    assert_eq!(report.held, 200, "{report:?}");
+    assert_eq!(report.failed_first + report.failed_woken, 0, "{report:?}");
+    assert_eq!(report.woken.len(), 200, "every held connection answered twice");
 }
