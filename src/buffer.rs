@@ -328,7 +328,9 @@ impl WriteBuffer {
 
     /// Flushes as [`WriteBuffer::flush_to`] does, keeping the stall deadline: pushed back to
     /// `now + timeout` whenever bytes move (or first stay behind), dropped once empty. Returns
-    /// how many bytes went out.
+    /// how many bytes went out. With `more`, the writes tell the kernel that more follows at
+    /// once ([`Stream::write_more`]): the bytes wait for it instead of leaving in a segment of
+    /// their own.
     ///
     /// # Errors
     /// As [`WriteBuffer::flush_to`].
@@ -337,13 +339,14 @@ impl WriteBuffer {
         stream: &mut S,
         now: Instant,
         timeout: Duration,
+        more: bool,
     ) -> io::Result<usize> {
         let before = self.len();
         if before == 0 {
             self.stall_deadline = None;
             return Ok(0);
         }
-        let flushed = self.flush_to(stream)?;
+        let flushed = self.flush_with(stream, more)?;
         let written = before - self.len();
         if flushed.is_ready() {
             self.stall_deadline = None;
@@ -410,8 +413,19 @@ impl WriteBuffer {
     /// # Errors
     /// Whatever `write(2)` reports (a reset peer, for one).
     pub fn flush_to<S: Stream>(&mut self, stream: &mut S) -> io::Result<Step<()>> {
+        self.flush_with(stream, false)
+    }
+
+    /// [`WriteBuffer::flush_to`], with [`Stream::write_more`] when `more`.
+    fn flush_with<S: Stream>(&mut self, stream: &mut S, more: bool) -> io::Result<Step<()>> {
         while self.start < self.buf.len() {
-            match stream.write(&self.buf[self.start..])? {
+            let pending = &self.buf[self.start..];
+            let sent = if more {
+                stream.write_more(pending)
+            } else {
+                stream.write(pending)
+            };
+            match sent? {
                 Step::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Step::Ready(n) => self.start += n,
                 Step::WouldBlock => return Ok(Step::WouldBlock),

@@ -305,6 +305,16 @@ impl TcpStream {
         sent(sys::send(self.fd.as_raw_fd(), buf))
     }
 
+    /// As [`TcpStream::write`], telling the kernel more follows at once (`MSG_MORE`): a head
+    /// written before a [`TcpStream::send_file`] body leaves with the body's first bytes, not
+    /// in a short segment of its own.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    pub fn write_more(&self, buf: &[u8]) -> io::Result<Step<usize>> {
+        sent(sys::send_more(self.fd.as_raw_fd(), buf))
+    }
+
     /// Writes from several buffers in one system call (at most 1024 of them), possibly only part.
     ///
     /// # Errors
@@ -470,6 +480,15 @@ pub trait Stream: AsRawFd {
     /// As [`TcpStream::write`].
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>>;
 
+    /// As [`TcpStream::write_more`]: more follows at once. A plain write for streams with no
+    /// such hint.
+    ///
+    /// # Errors
+    /// As [`TcpStream::write`].
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
+        self.write(buf)
+    }
+
     /// As [`TcpStream::shutdown_write`].
     ///
     /// # Errors
@@ -535,6 +554,9 @@ impl Stream for TcpStream {
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
         TcpStream::write(self, buf)
+    }
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<Step<usize>> {
+        TcpStream::write_more(self, buf)
     }
     fn shutdown_write(&mut self) -> io::Result<()> {
         TcpStream::shutdown_write(self)

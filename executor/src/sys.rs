@@ -370,6 +370,21 @@ pub(crate) fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// `send(2)` with `MSG_MORE` as well: the caller sends more at once (a file body after its
+/// head), so the kernel holds these bytes for it instead of sending a short segment.
+pub(crate) fn send_more(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe a live borrowed buffer that send only reads.
+    let n = cvt_retry(|| unsafe {
+        libc::send(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_MORE,
+        )
+    })?;
+    Ok(n as usize)
+}
+
 /// `sendfile(2)`: up to `count` bytes of the file `file`, from `*offset` (which it advances by
 /// what was sent), to the socket `socket`, without copying them through user space. `Ok(0)` at
 /// the end of the file.

@@ -197,17 +197,10 @@ fn start(
         return None;
     }
     let path_info = environ.path_info_bytes();
-    let mut path = match resolve(root, &path_info) {
-        Ok(path) => path,
+    let (mut path, mut meta) = match resolve(root, &path_info) {
+        Ok(found) => found,
         Err(refusal) => {
             refuse(ex, refusal);
-            return None;
-        }
-    };
-    let mut meta = match path.metadata() {
-        Ok(meta) => meta,
-        Err(e) => {
-            refuse(ex, Refusal::from_io(&e));
             return None;
         }
     };
@@ -393,26 +386,57 @@ fn refuse(ex: &mut Exchange<'_>, refusal: Refusal) {
     ex.respond(status, &[("Content-Type", TEXT)], body);
 }
 
-/// The canonical file system path for the decoded `path_info` under the canonical `root`.
+/// The canonical file system path for the decoded `path_info` under the canonical `root`, and
+/// what is there (followed through links).
 ///
 /// # Errors
 /// [`Refusal::BadPath`] for a NUL, [`Refusal::Forbidden`] for a `..` segment or a path that
 /// resolves (through symbolic links) outside `root`, [`Refusal::NotFound`] if nothing is there.
-pub fn resolve(root: &Path, path_info: &[u8]) -> Result<PathBuf, Refusal> {
+pub fn resolve(root: &Path, path_info: &[u8]) -> Result<(PathBuf, Metadata), Refusal> {
     if path_info.contains(&0) {
         return Err(Refusal::BadPath);
     }
+    // Refused before the disk is touched: what lies outside the root is no business of ours.
+    if path_info
+        .split(|&b| b == b'/')
+        .any(|segment| segment == b"..")
+    {
+        return Err(Refusal::Forbidden);
+    }
     let mut joined = root.to_path_buf();
+    let mut linked = false;
+    let mut last = None;
     for segment in path_info.split(|&b| b == b'/') {
         match segment {
-            b"" | b"." => {}
-            b".." => return Err(Refusal::Forbidden),
-            name => joined.push(std::ffi::OsStr::from_bytes(name)),
+            b"" | b"." | b".." => {}
+            name => {
+                joined.push(std::ffi::OsStr::from_bytes(name));
+                // One lstat per segment below the root (one for a file at its top), where
+                // canonicalizing would readlink every component from `/` down: without a link
+                // below the canonical root, the joined path (no `.`, `..` or empty segment
+                // left) is canonical already.
+                if !linked {
+                    let meta = joined
+                        .symlink_metadata()
+                        .map_err(|e| Refusal::from_io(&e))?;
+                    linked = meta.file_type().is_symlink();
+                    last = Some(meta);
+                }
+            }
         }
+    }
+    if !linked {
+        // No link anywhere: the last lstat is the stat (the root's own when nothing was joined).
+        let meta = match last {
+            Some(meta) => meta,
+            None => joined.metadata().map_err(|e| Refusal::from_io(&e))?,
+        };
+        return Ok((joined, meta));
     }
     let canonical = joined.canonicalize().map_err(|e| Refusal::from_io(&e))?;
     if canonical.starts_with(root) {
-        Ok(canonical)
+        let meta = canonical.metadata().map_err(|e| Refusal::from_io(&e))?;
+        Ok((canonical, meta))
     } else {
         Err(Refusal::Forbidden)
     }
@@ -670,10 +694,13 @@ mod tests {
     #[test]
     fn dot_dot_and_nul_are_refused_before_touching_the_disk() {
         let root = Path::new("/nonexistent-root");
-        assert_eq!(resolve(root, b"/../etc/passwd"), Err(Refusal::Forbidden));
-        assert_eq!(resolve(root, b"/a/../../x"), Err(Refusal::Forbidden));
-        assert_eq!(resolve(root, b"/a\0b"), Err(Refusal::BadPath));
-        assert_eq!(resolve(root, b"/missing"), Err(Refusal::NotFound));
+        assert_eq!(
+            resolve(root, b"/../etc/passwd").err(),
+            Some(Refusal::Forbidden)
+        );
+        assert_eq!(resolve(root, b"/a/../../x").err(), Some(Refusal::Forbidden));
+        assert_eq!(resolve(root, b"/a\0b").err(), Some(Refusal::BadPath));
+        assert_eq!(resolve(root, b"/missing").err(), Some(Refusal::NotFound));
     }
 
     #[test]

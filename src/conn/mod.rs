@@ -445,7 +445,7 @@ impl<S: Stream> Connection<S> {
                 self.stats
                     .handler_step(handler.kind(), slot, started.elapsed());
             }
-            profile_sends_since(&self.stats, self.request.get().profile_slot, sends_before);
+            profile_sends_since(&self.stats, self.request.profile_slot(), sends_before);
             match step {
                 Ok(Step::Ready(())) => {
                     cx.clear_waits();
@@ -540,22 +540,21 @@ impl<S: Stream> Connection<S> {
                     return Next::Go(self.finish_response(cx));
                 }
             };
-            // A small body goes with the head, in one write and one segment: sending the head
-            // and then `sendfile` would cost the client a second segment (and a second wake)
-            // for a few kilobytes.
-            let small = !self.output.is_empty() && remaining <= SMALL_FILE_BODY as u64;
-            if !small {
-                if self.flush(cx).is_err() {
+            // The head goes first, with `MSG_MORE`: the kernel holds it for the file's first
+            // bytes, so even a small body shares the head's segment (a head sent alone would
+            // cost the client a second segment and a second wake), and no byte of the file is
+            // copied through user space (nginx's `sendfile on` with `tcp_nopush`, in one flag
+            // instead of two `setsockopt` calls per response).
+            if self.flush_as(cx, true).is_err() {
+                return Next::Go(State::Done);
+            }
+            if !self.output.is_empty() {
+                // The bytes before the file must go first.
+                if self.write_stalled(now) {
                     return Next::Go(State::Done);
                 }
-                if !self.output.is_empty() {
-                    // The bytes before the file must go first.
-                    if self.write_stalled(now) {
-                        return Next::Go(State::Done);
-                    }
-                    self.wait_output(cx);
-                    return Next::Wait(State::SendingFile { moved });
-                }
+                self.wait_output(cx);
+                return Next::Wait(State::SendingFile { moved });
             }
             let slot = self.request.profile_slot();
             let Some(body) = self.request.get().file_body.as_mut() else {
@@ -563,9 +562,7 @@ impl<S: Stream> Connection<S> {
             };
             let count = usize::try_from(remaining).map_or(FILE_PIECE, |n| n.min(FILE_PIECE));
             let fd = body.file.as_raw_fd();
-            let sent = if small {
-                copy_file_piece(body, self.output.vec(), count).map(Step::Ready)
-            } else {
+            let sent = {
                 let before = self.config.profile.then(sends_on_this_thread);
                 let sent = self.stream.send_file(fd, &mut body.offset, count);
                 profile_sends_since(&self.stats, slot, before);
@@ -986,11 +983,18 @@ impl<S: Stream> Connection<S> {
 
     /// Writes pending output, keeping its stall deadline.
     fn flush(&mut self, cx: &mut Cx<'_>) -> std::io::Result<()> {
+        self.flush_as(cx, false)
+    }
+
+    /// [`Connection::flush`]; with `more`, telling the kernel that more follows at once (a
+    /// file body, sent next with `sendfile(2)`), so a head and a small body share a segment.
+    fn flush_as(&mut self, cx: &mut Cx<'_>, more: bool) -> std::io::Result<()> {
         let before = self.config.profile.then(sends_on_this_thread);
+        let now = cx.now();
         let flushed =
             self.output
-                .flush_timed(&mut self.stream, cx.now(), self.config.write_timeout);
-        profile_sends_since(&self.stats, self.request.get().profile_slot, before);
+                .flush_timed(&mut self.stream, now, self.config.write_timeout, more);
+        profile_sends_since(&self.stats, self.request.profile_slot(), before);
         let written = flushed?;
         if written > 0 {
             let left = self.output.len();
@@ -1103,11 +1107,6 @@ fn profile_sends_since(stats: &ServerStats, slot: u8, before: Option<Sends>) {
         stats.profile_sends(slot, sends);
     }
 }
-
-/// A file body this small is copied behind the head instead of sent with `sendfile(2)` (the
-/// measured break-even on loopback lies between 4 and 64 KiB: below it the second segment
-/// costs more than the copy saves).
-const SMALL_FILE_BODY: usize = 16 * 1024;
 
 /// What the step that just waited registered on the client's socket `fd`, if anything.
 fn interest_in(cx: &Cx<'_>, fd: std::os::fd::RawFd) -> Option<Interest> {
