@@ -43,7 +43,8 @@ pub struct CompareArgs {
     pub servers: Option<String>,
     /// comma-separated cells among ka50, ka1000, pipe16, close (Connection: close), close10
     /// (HTTP/1.0, measured with ab), proxy (asycamore and nginx as reverse proxies to a hello
-    /// upstream), idle1k and idle10k (RSS per idle keep-alive connection, and all of them woken
+    /// upstream), static4k, static64k and static1g (a file from /files/ against nginx with
+    /// sendfile), idle1k and idle10k (RSS per idle keep-alive connection, and all of them woken
     /// at once) (default all)
     #[argh(option)]
     pub cells: Option<String>,
@@ -94,10 +95,13 @@ pub struct Cell {
     /// together, with `asycamore-bench idle` whichever tool is chosen, on a server of its own:
     /// the server's RSS per idle connection, and how long it takes to answer them all.
     pub idle: bool,
+    /// A static file of this many bytes (`/files/` with `sendfile(2)`, against nginx with
+    /// `sendfile on`), from a folder compare fills at its start.
+    pub file: Option<u64>,
 }
 
 /// The matrix.
-pub const CELLS: [Cell; 8] = [
+pub const CELLS: [Cell; 11] = [
     Cell {
         name: "ka50",
         title: "keep-alive, 50 conns",
@@ -107,6 +111,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: false,
+        file: None,
     },
     Cell {
         name: "ka1000",
@@ -117,6 +122,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: false,
+        file: None,
     },
     Cell {
         name: "pipe16",
@@ -127,6 +133,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: false,
+        file: None,
     },
     Cell {
         name: "close",
@@ -137,6 +144,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: false,
+        file: None,
     },
     Cell {
         name: "close10",
@@ -147,6 +155,7 @@ pub const CELLS: [Cell; 8] = [
         http10: true,
         proxy: false,
         idle: false,
+        file: None,
     },
     Cell {
         name: "proxy",
@@ -157,6 +166,40 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: true,
         idle: false,
+        file: None,
+    },
+    Cell {
+        name: "static4k",
+        title: "static 4 KiB file, 50 conns",
+        connections: 50,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: false,
+        idle: false,
+        file: Some(4 * 1024),
+    },
+    Cell {
+        name: "static64k",
+        title: "static 64 KiB file, 50 conns",
+        connections: 50,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: false,
+        idle: false,
+        file: Some(64 * 1024),
+    },
+    Cell {
+        name: "static1g",
+        title: "static 1 GiB file, 4 conns",
+        connections: 4,
+        depth: 1,
+        close: false,
+        http10: false,
+        proxy: false,
+        idle: false,
+        file: Some(1 << 30),
     },
     Cell {
         name: "idle1k",
@@ -167,6 +210,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: true,
+        file: None,
     },
     Cell {
         name: "idle10k",
@@ -177,6 +221,7 @@ pub const CELLS: [Cell; 8] = [
         http10: false,
         proxy: false,
         idle: true,
+        file: None,
     },
 ];
 
@@ -185,15 +230,19 @@ fn tool_for<'a>(tool: &'a str, cell: &Cell) -> &'a str {
     match cell {
         Cell { http10: true, .. } => "ab",
         Cell { idle: true, .. } => "idle",
+        // `load` keeps each response whole to check its framing: not a gigabyte of it.
+        Cell {
+            file: Some(size), ..
+        } if *size > 1 << 20 => "wrk",
         _ => tool,
     }
 }
 
 /// True if `server` can do the work of `cell`: the floor keeps every connection open, so it has
 /// no close cells, and it is no server to weigh idle connections on; only asycamore and nginx
-/// are reverse proxies.
+/// are reverse proxies and file servers.
 fn serves(server: &str, cell: &Cell) -> bool {
-    if cell.proxy {
+    if cell.proxy || cell.file.is_some() {
         matches!(server, "asycamore" | "asycamore-base" | "nginx")
     } else {
         !(server == "floor" && (cell.close || cell.idle))
@@ -290,19 +339,39 @@ fn build(repo: &Path, servers: &[&str], no_build: bool) -> Result<Binaries, Stri
     })
 }
 
-fn nginx_config(dir: &Path, port: u16, upstream: Option<SocketAddr>) -> String {
+/// What a server is started as for a group of cells.
+enum Role {
+    /// Answering `Hello, World!` (asycamore: `--app hello`).
+    Hello,
+    /// A reverse proxy to this upstream at `/proxy/` (asycamore: the demo router's).
+    Proxy(SocketAddr),
+    /// Serving this folder under `/files/` (asycamore: the demo router's, with `sendfile(2)`).
+    Files(PathBuf),
+}
+
+fn nginx_config(dir: &Path, port: u16, role: &Role) -> String {
     let d = dir.display();
-    // As a proxy: HTTP/1.1 to the upstream with a pool of idle connections (`keepalive`), which
-    // needs the client's `Connection` header cleared (nginx's documented way).
-    let (pool, location) = match upstream {
-        Some(up) => (
+    let (pool, location) = match role {
+        // As a proxy: HTTP/1.1 to the upstream with a pool of idle connections (`keepalive`),
+        // which needs the client's `Connection` header cleared (nginx's documented way).
+        Role::Proxy(up) => (
             format!("  upstream backend {{ server {up}; keepalive 64; }}\n"),
             "location /proxy/ { proxy_pass http://backend/; proxy_http_version 1.1; \
-proxy_set_header Connection \"\"; }",
+proxy_set_header Connection \"\"; }"
+                .to_string(),
         ),
-        None => (
+        // nginx's usual static setup: sendfile, with tcp_nopush so a head and the file's first
+        // bytes leave in full segments.
+        Role::Files(root) => (
             String::new(),
-            "location / { return 200 \"Hello, World!\"; }",
+            format!(
+                "location /files/ {{ alias {}/; sendfile on; tcp_nopush on; }}",
+                root.display()
+            ),
+        ),
+        Role::Hello => (
+            String::new(),
+            "location / { return 200 \"Hello, World!\"; }".to_string(),
         ),
     };
     format!(
@@ -317,9 +386,8 @@ http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout
     )
 }
 
-/// Starts `server` pinned to CPU 0 and waits until it accepts connections; with `upstream`, as
-/// a reverse proxy to it at `/proxy/`.
-fn start(server: &str, bins: &Binaries, upstream: Option<SocketAddr>) -> Result<Running, String> {
+/// Starts `server` pinned to CPU 0 as `role` and waits until it accepts connections.
+fn start(server: &str, bins: &Binaries, role: &Role) -> Result<Running, String> {
     let port = free_port()?;
     let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut command = Command::new("taskset");
@@ -338,10 +406,12 @@ fn start(server: &str, bins: &Binaries, upstream: Option<SocketAddr>) -> Result<
                 .arg(binary)
                 .args(["--quiet", "--bind"])
                 .arg(addr.to_string());
-            match upstream {
+            match role {
                 // The demo router, whose `/proxy/` relays to the upstream.
-                Some(up) => command.arg("--upstream").arg(up.to_string()),
-                None => command.args(["--app", "hello"]),
+                Role::Proxy(up) => command.arg("--upstream").arg(up.to_string()),
+                // The demo router, whose `/files/` serves the folder.
+                Role::Files(root) => command.arg("--root").arg(root),
+                Role::Hello => command.args(["--app", "hello"]),
             };
         }
         "hyper-current" | "hyper-multi" => {
@@ -364,7 +434,7 @@ fn start(server: &str, bins: &Binaries, upstream: Option<SocketAddr>) -> Result<
             let dir = std::env::temp_dir().join(format!("asycamore-nginx-{port}"));
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let conf = dir.join("nginx.conf");
-            std::fs::write(&conf, nginx_config(&dir, port, upstream))
+            std::fs::write(&conf, nginx_config(&dir, port, role))
                 .map_err(|e| format!("{}: {e}", conf.display()))?;
             command
                 .arg(nginx)
@@ -401,7 +471,12 @@ fn tool_command(
     bins: &Binaries,
     lua: &Path,
 ) -> Command {
-    let url = format!("http://{addr}{}", if cell.proxy { "/proxy/" } else { "/" });
+    let path = match cell.file {
+        Some(size) => format!("/files/{}", file_name(size)),
+        None if cell.proxy => "/proxy/".into(),
+        None => "/".into(),
+    };
+    let url = format!("http://{addr}{path}");
     let mut command = Command::new("taskset");
     command.args(["-c", "1"]);
     if tool_for(tool, cell) == "ab" {
@@ -412,10 +487,12 @@ fn tool_command(
             .args(["-n", "100000000", "-c"])
             .arg(cell.connections.to_string())
             .arg(&url);
-    } else if tool == "wrk" {
+    } else if tool_for(tool, cell) == "wrk" {
+        // A gigabyte shared by a few connections takes seconds per response.
+        let timeout = if cell.file.is_some() { "60s" } else { "5s" };
         command
             .arg("wrk")
-            .args(["-t1", "--timeout", "5s"])
+            .args(["-t1", "--timeout", timeout])
             .arg(format!("-c{}", cell.connections))
             .arg(format!("-d{seconds}s"));
         if cell.close {
@@ -510,7 +587,7 @@ fn measure(
         .spawn()
         .map_err(|e| format!("starting {tool}: {e}"))?;
     let mut rss = None;
-    if cell.connections >= 1000 {
+    if cell.connections >= 1000 || cell.file.is_some() {
         std::thread::sleep(Duration::from_millis(seconds * 500));
         rss = vm_kib(pid, "VmRSS");
     }
@@ -534,6 +611,36 @@ fn measure(
         cpu_us_per_request: (after - before) * 1e6 / responses.max(1) as f64,
         rss_kib: rss.zip(hwm),
     })
+}
+
+/// The name of the static cells' file of `size` bytes.
+fn file_name(size: u64) -> String {
+    format!("f{size}")
+}
+
+/// Writes each static cell's file into a new temporary folder (removed when dropped): bytes of a
+/// repeating pattern, written through (not a sparse file, whose holes read as zero pages).
+fn static_files(cells: &[Cell]) -> Result<TempDir, String> {
+    use std::io::Write as _;
+    let dir = TempDir(std::env::temp_dir().join(format!("asycamore-files-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+    let piece: Vec<u8> = (0..1 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    for size in cells.iter().filter_map(|c| c.file) {
+        let path = dir.0.join(file_name(size));
+        let mut file = std::io::BufWriter::new(
+            std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(piece.len() as u64) as usize;
+            file.write_all(&piece[..n])
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            left -= n as u64;
+        }
+        file.flush()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(dir)
 }
 
 /// Measures an idle cell: the server's `VmRSS` before `asycamore-bench idle` opens
@@ -724,7 +831,14 @@ in the same cell (above 1 = faster than asycamore). CPU is the server's utime+st
                         } else {
                             String::new()
                         };
-                        let _ = write!(s, " {:.0}{ratio}{errors} |", m.rps);
+                        // A file cell's requests/s times its size: the throughput.
+                        let rate = cell
+                            .file
+                            .map(|size| format!(", {:.2} GB/s", m.rps * size as f64 / 1e9))
+                            .unwrap_or_default();
+                        // A gigabyte a response: a few per second, worth a decimal.
+                        let digits = if m.rps < 100.0 { 1 } else { 0 };
+                        let _ = write!(s, " {:.digits$}{ratio}{rate}{errors} |", m.rps);
                     }
                     None => s.push_str(" — |"),
                 }
@@ -854,7 +968,7 @@ fn compare(args: &CompareArgs, seconds: u64) -> Result<(), ToolError> {
                     .ok_or_else(|| {
                         format!(
                             "unknown cell {name}; choose ka50, ka1000, pipe16, close, close10, proxy, \
-idle1k, idle10k"
+static4k, static64k, static1g, idle1k, idle10k"
                         )
                     })
             })
@@ -918,26 +1032,39 @@ idle1k, idle10k"
         true => Some(start_upstream(&bins.asycamore)?),
         false => None,
     };
+    // The static cells' files, in a folder of their own for the whole run.
+    let files = match cells.iter().any(|c| c.file.is_some()) {
+        true => Some(static_files(&cells)?),
+        false => None,
+    };
     // Rounds interleave the servers, so a burst of other work on the machine hits all of them
     // rather than one; each cell keeps its median round.
     let mut rounds: Results = Vec::new();
     for round in 0..args.repeat.max(1) {
         for server in &servers {
             // The plain cells on one server; the proxy cells on another, started as a proxy;
-            // each idle cell on a fresh one, so its memory grows from the server's start.
-            let (proxied, plain): (Vec<&Cell>, Vec<&Cell>) = cells
-                .iter()
-                .filter(|c| serves(server, c))
-                .partition(|c| c.proxy);
-            let (idle, plain): (Vec<&Cell>, Vec<&Cell>) = plain.into_iter().partition(|c| c.idle);
-            let mut groups = vec![(plain, None)];
-            groups.extend(idle.into_iter().map(|c| (vec![c], None)));
-            groups.push((proxied, upstream.as_ref().map(|u| u.addr)));
-            for (group, up) in groups {
+            // the static cells on a file server; each idle cell on a fresh one, so its memory
+            // grows from the server's start.
+            let served: Vec<&Cell> = cells.iter().filter(|c| serves(server, c)).collect();
+            let of = |keep: &dyn Fn(&Cell) -> bool| -> Vec<&Cell> {
+                served.iter().copied().filter(|c| keep(c)).collect()
+            };
+            let mut groups = vec![(
+                of(&|c| !c.proxy && !c.idle && c.file.is_none()),
+                Role::Hello,
+            )];
+            groups.extend(of(&|c| c.idle).into_iter().map(|c| (vec![c], Role::Hello)));
+            if let Some(files) = &files {
+                groups.push((of(&|c| c.file.is_some()), Role::Files(files.0.clone())));
+            }
+            if let Some(up) = &upstream {
+                groups.push((of(&|c| c.proxy), Role::Proxy(up.addr)));
+            }
+            for (group, role) in groups {
                 if group.is_empty() {
                     continue;
                 }
-                let running = start(server, &bins, up)?;
+                let running = start(server, &bins, &role)?;
                 for cell in group {
                     if cell.idle {
                         let m = measure_idle(cell, &running, &bins)?;
@@ -1050,12 +1177,33 @@ Non-2xx responses:      2\nRequests per second:    12345.67 [#/sec] (mean)\n";
         assert!(!serves("floor", close) && serves("floor", &CELLS[0]));
         let dir = Path::new("/tmp/x");
         let up = SocketAddr::from(([127, 0, 0, 1], 9));
-        let conf = nginx_config(dir, 8, Some(up));
+        let conf = nginx_config(dir, 8, &Role::Proxy(up));
         assert!(conf.contains("upstream backend { server 127.0.0.1:9; keepalive 64; }"));
         assert!(conf.contains("proxy_pass http://backend/;"));
         assert!(conf.contains("proxy_set_header Connection \"\";"));
         assert!(!conf.contains("return 200"));
-        assert!(nginx_config(dir, 8, None).contains("return 200"));
+        assert!(nginx_config(dir, 8, &Role::Hello).contains("return 200"));
+    }
+
+    #[test]
+    fn static_and_idle_cells_run_where_they_can_and_nginx_sends_files_with_sendfile() {
+        let cell = |name| *CELLS.iter().find(|c| c.name == name).expect("cell");
+        let (file, idle) = (cell("static4k"), cell("idle10k"));
+        assert!(serves("nginx", &file) && serves("asycamore", &file));
+        assert!(!serves("hyper-current", &file) && !serves("floor", &file));
+        assert!(serves("hyper-current", &idle) && !serves("floor", &idle));
+        assert_eq!(tool_for("load", &cell("static1g")), "wrk");
+        assert_eq!(tool_for("wrk", &idle), "idle");
+        let conf = nginx_config(Path::new("/tmp/x"), 8, &Role::Files("/srv/f".into()));
+        assert!(conf.contains("location /files/ { alias /srv/f/; sendfile on; tcp_nopush on; }"));
+        let m = Measure {
+            rps: 1.0,
+            responses: 2,
+            errors: 0,
+            cpu_us_per_request: 1.0,
+            rss_kib: Some((3000, 2000)),
+        };
+        assert_eq!(idle_bytes(&idle, &m), Some(1000.0 * 1024.0 / 10_000.0));
     }
 
     #[test]

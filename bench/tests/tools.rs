@@ -110,5 +110,9 @@ fn idle_connections_are_all_answered_again_when_woken_together() {
     let report = idle::run(&target, 200, Duration::from_millis(200)).expect("runs");
     assert_eq!(report.held, 200, "{report:?}");
     assert_eq!(report.failed_first + report.failed_woken, 0, "{report:?}");
-    assert_eq!(report.woken.len(), 200, "every held connection answered twice");
+    assert_eq!(
+        report.woken.len(),
+        200,
+        "every held connection answered twice"
+    );
 }
