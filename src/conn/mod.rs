@@ -29,6 +29,13 @@
 //! allows. Parsing stops while the output is above its high-water mark, so a client that pipelines
 //! without reading cannot grow the server's memory.
 //!
+//! Memory: an idle keep-alive connection holds its `Connection` (264 bytes on x86-64: socket,
+//! peer addresses, state, empty buffer handles, shared handles) and the executor's entry for
+//! it, and nothing else: between requests the read buffer, the output buffer and the request
+//! (detector, parsed head, field table) go back to the worker's spares, and the next request on
+//! any connection takes them (`compare`'s `idle10k` cell: about 540 bytes of RSS per idle
+//! connection in all).
+//!
 //! The connection is generic over its transport ([`Stream`]): a `TcpStream` in the server, a
 //! simulated stream under the simulator (`tests/simulation.rs`), the same code monomorphized for
 //! each.
