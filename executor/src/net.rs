@@ -337,14 +337,21 @@ impl TcpStream {
     /// the socket's buffer is full (wait until writable).
     ///
     /// # Errors
-    /// From `sendfile`.
+    /// From `sendfile`; `Unsupported` where the file cannot be sent this way (`EINVAL`: a file
+    /// system without the page-cache path `sendfile` needs), so the caller can copy it instead.
     pub fn send_file(
         &self,
         file: RawFd,
         offset: &mut u64,
         count: usize,
     ) -> io::Result<Step<usize>> {
-        sent(sys::sendfile(self.fd.as_raw_fd(), file, offset, count))
+        let result = sys::sendfile(self.fd.as_raw_fd(), file, offset, count);
+        sent(result.map_err(|e| match e.raw_os_error() {
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                io::Error::new(io::ErrorKind::Unsupported, e)
+            }
+            _ => e,
+        }))
     }
 
     /// Sets `TCP_NODELAY` (disables Nagle's algorithm).

@@ -26,9 +26,10 @@
 //! trailing slash is redirected (`301`) to it, so relative links in the page resolve.
 //!
 //! Safety: the path is the percent-decoded `PATH_INFO`, so `%2e%2e` and `%2f` have become `..`
-//! and `/` before the checks. A `..` segment or a NUL is refused outright; then the joined path is
-//! canonicalized (following symbolic links) and must still lie inside the canonical root, so a
-//! link pointing outside is refused too (`403`).
+//! and `/` before the checks. A `..` segment or a NUL is refused outright; then each segment below
+//! the canonical root is looked at with `lstat`: with no symbolic link among them the joined path
+//! is canonical already, and when there is one it is canonicalized (following the links) and
+//! must still lie inside the canonical root, so a link pointing outside is refused too (`403`).
 
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Seek, SeekFrom};

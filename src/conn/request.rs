@@ -269,6 +269,8 @@ impl RequestSlot {
             return;
         };
         request.detector.reset();
+        // Nothing of the next request's costs belongs to this one's kind (`--profile`).
+        request.profile_slot = 0;
         request.body = Body::Idle;
         request.upgrade = None;
         request.file_body = None;
