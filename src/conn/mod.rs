@@ -506,8 +506,9 @@ impl<S: Stream> Connection<S> {
     /// Reads request-body bytes for a handler (or a drain) that waits for them. Returns true if
     /// anything changed: bytes arrived, or the client closed.
     fn fill_input(&mut self) -> bool {
-        let request = self.request.get();
+        // A tunnel reads through here too, and holds no request.
         if self.input.is_full()
+            && let Some(request) = self.request.held_mut()
             && let Body::Reading { at, handed, .. } = &mut request.body
         {
             // Drop the body bytes already handed out, keeping the head in front.
@@ -524,7 +525,9 @@ impl<S: Stream> Connection<S> {
         match self.input.read_from(&mut self.stream, limit) {
             Ok(Step::Ready(Filled::Bytes(n))) => {
                 self.stats.bytes_read(n);
-                self.request.get().body.bytes_arrived();
+                if let Some(request) = self.request.held_mut() {
+                    request.body.bytes_arrived();
+                }
                 true
             }
             // Closed (or failed): the reader hears it. Full of bytes not taken yet: let the
@@ -659,7 +662,8 @@ impl<S: Stream> Connection<S> {
         if let Body::Drained { end } = self.request.get().body {
             self.input.consume(end);
         }
-        self.request.get().body = Body::Idle;
+        // The stream is the tunnel's from here on: no request will be read on it again.
+        self.request.release();
         self.stats.upgrade_began();
         State::Upgraded {
             tunnel,

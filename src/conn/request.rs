@@ -255,6 +255,11 @@ impl RequestSlot {
         self.0.as_deref()
     }
 
+    /// The request to change, if the slot holds one (without taking a spare when it does not).
+    pub fn held_mut(&mut self) -> Option<&mut Request> {
+        self.0.as_deref_mut()
+    }
+
     /// Where `--profile` adds up the current request's costs (0: nowhere, as for no request).
     pub fn profile_slot(&self) -> u8 {
         self.0.as_ref().map_or(0, |request| request.profile_slot)
