@@ -418,3 +418,60 @@ fn a_client_that_does_not_read_does_not_delay_another() {
     assert!(started.elapsed() < Duration::from_secs(2));
     drop(writer);
 }
+
+/// Connections between requests give their request back to the worker's spares and take one
+/// (maybe another connection's) for the next head. Two connections on one worker, taking turns
+/// so each takes the other's: a head with many fields, then `Expect: 100-continue` with a body,
+/// then a pipelined HEAD and GET, then a head over the server's field limit (the limit a spare
+/// enforces is this server's, not a default), all on connections that went idle in between.
+#[test]
+fn requests_taken_from_the_spares_carry_nothing_of_another_connection() {
+    let mut config = Config::default();
+    config.limits.max_headers = 8;
+    let addr = serve(config, || {
+        Rc::new(
+            asycamore::middleware::Router::new()
+                .exact("/", asycamore::apps::Hello)
+                .mount("/echo", asycamore::apps::Echo),
+        )
+    });
+    let (mut a, mut b) = (connect(addr), connect(addr));
+    let (mut ra, mut rb) = (
+        Reader::new(a.try_clone().unwrap()),
+        Reader::new(b.try_clone().unwrap()),
+    );
+    let idle = || std::thread::sleep(Duration::from_millis(30));
+    // A: seven fields, the most this server allows but one.
+    let fields: String = (0..6).map(|i| format!("X-F{i}: {i}\r\n")).collect();
+    a.write_all(format!("GET / HTTP/1.1\r\nHost: t\r\n{fields}\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(ra.response().body, b"Hello, World!");
+    idle();
+    // B: a body behind 100-continue, on the request A gave back.
+    b.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(rb.response().status, 100);
+    b.write_all(b"hello").unwrap();
+    let echo = rb.response();
+    assert_eq!((echo.status, echo.body.as_slice()), (200, &b"hello"[..]));
+    idle();
+    // A: two pipelined requests in one write, after idling.
+    a.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let head = ra.response_to("HEAD").expect("HEAD answered");
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(ra.response().body, b"Hello, World!");
+    idle();
+    // B: nine fields, one over this server's limit: 431, and the connection closes.
+    let fields: String = (0..8).map(|i| format!("X-F{i}: {i}\r\n")).collect();
+    b.write_all(format!("GET / HTTP/1.1\r\nHost: t\r\n{fields}\r\n").as_bytes())
+        .unwrap();
+    assert_eq!(rb.response().status, 431);
+    assert!(rb.closed());
+    // A still works, with a request from the spares once more.
+    idle();
+    a.write_all(GET).unwrap();
+    assert_eq!(ra.response().body, b"Hello, World!");
+}
