@@ -435,15 +435,6 @@ impl WriteBuffer {
         self.start = 0;
         Ok(Step::Ready(()))
     }
-
-    /// Releases memory held beyond `keep` bytes when the buffer is empty, so a connection that once
-    /// sent a large burst does not hold that much memory while idle.
-    pub fn shrink_when_empty(&mut self, keep: usize) {
-        if self.is_empty() && self.buf.capacity() > keep {
-            self.buf = Vec::with_capacity(keep);
-            self.start = 0;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -100,128 +100,91 @@ pub struct Cell {
     pub file: Option<u64>,
 }
 
+/// What a cell is unless it says otherwise: keep-alive GETs of hello, one at a time, on 50
+/// connections.
+const PLAIN: Cell = Cell {
+    name: "",
+    title: "",
+    connections: 50,
+    depth: 1,
+    close: false,
+    http10: false,
+    proxy: false,
+    idle: false,
+    file: None,
+};
+
 /// The matrix.
 pub const CELLS: [Cell; 11] = [
     Cell {
         name: "ka50",
         title: "keep-alive, 50 conns",
-        connections: 50,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "ka1000",
         title: "keep-alive, 1,000 conns",
         connections: 1000,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "pipe16",
         title: "pipelined 16, 256 conns",
         connections: 256,
         depth: 16,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "close",
         title: "1 request/conn, 50 conns",
-        connections: 50,
-        depth: 1,
         close: true,
-        http10: false,
-        proxy: false,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "close10",
         title: "HTTP/1.0, 1 request/conn, 50 conns (ab)",
-        connections: 50,
-        depth: 1,
         close: true,
         http10: true,
-        proxy: false,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "proxy",
         title: "reverse proxy to hello, 50 conns",
-        connections: 50,
-        depth: 1,
-        close: false,
-        http10: false,
         proxy: true,
-        idle: false,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "static4k",
         title: "static 4 KiB file, 50 conns",
-        connections: 50,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
         file: Some(4 * 1024),
+        ..PLAIN
     },
     Cell {
         name: "static64k",
         title: "static 64 KiB file, 50 conns",
-        connections: 50,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
         file: Some(64 * 1024),
+        ..PLAIN
     },
     Cell {
         name: "static1g",
         title: "static 1 GiB file, 4 conns",
         connections: 4,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
-        idle: false,
         file: Some(1 << 30),
+        ..PLAIN
     },
     Cell {
         name: "idle1k",
         title: "1,000 idle keep-alive conns",
         connections: 1_000,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
         idle: true,
-        file: None,
+        ..PLAIN
     },
     Cell {
         name: "idle10k",
         title: "10,000 idle keep-alive conns",
         connections: 10_000,
-        depth: 1,
-        close: false,
-        http10: false,
-        proxy: false,
         idle: true,
-        file: None,
+        ..PLAIN
     },
 ];
 

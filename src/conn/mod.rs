@@ -73,7 +73,7 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes read and discarded while lingering.
 const LINGER_LIMIT: usize = 256 * 1024;
 
-/// Output capacity kept by an idle connection; more is released once flushed.
+/// Largest output buffer kept among the worker's spares once flushed; a larger one is freed.
 const IDLE_OUTPUT_CAPACITY: usize = 4 * 1024;
 
 /// Room beyond the head limit that a body being read may fill the read buffer to.
@@ -300,9 +300,9 @@ impl<S: Stream> Connection<S> {
         if self.flush(cx).is_err() {
             return Next::Go(State::Done);
         }
-        if self.output.is_empty() {
-            self.output.shrink_when_empty(IDLE_OUTPUT_CAPACITY);
-        }
+        // Everything is sent: the output buffer goes to the worker's spares (one grown past the
+        // idle capacity is freed), and the next response takes one back.
+        self.output.release_when_empty(IDLE_OUTPUT_CAPACITY);
         self.input
             .shrink_when_empty(2 * READ_BUFFER_INITIAL, READ_BUFFER_INITIAL);
         let limit = self
@@ -376,11 +376,10 @@ impl<S: Stream> Connection<S> {
                 if self.write_stalled(now) {
                     return Next::Go(State::Done);
                 }
-                // Idle between requests: hold no read buffer, no output buffer and no request
-                // (the next read, response and head take spares).
+                // Idle between requests: hold no read buffer and no request either (the next
+                // read and head take spares).
                 self.input.release_when_empty();
                 if self.input.is_empty() && self.output.is_empty() {
-                    self.output.release_when_empty(IDLE_OUTPUT_CAPACITY);
                     self.request.release();
                 }
                 cx.wait_readable(self.stream.as_raw_fd());
