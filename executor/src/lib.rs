@@ -119,7 +119,7 @@ pub use net::{TcpListener, TcpStream};
 #[cfg(target_os = "linux")]
 pub use poller::EpollPoller;
 pub use poller::{Event, Interest, PollPoller, Poller};
-pub use step::{Coroutine, Cx, Next, Reason, Step, Task, Waits};
+pub use step::{Coroutine, Cx, Next, Reason, Step, Task, WaitFds, Waits};
 pub use task::TaskId;
 pub use unix::{UnixListener, UnixStream};
 pub use wake::{Notify, WakeQueue, Waker};
