@@ -40,8 +40,14 @@ pub use crate::task::TaskId;
 use crate::timer::{TimerId, Timers};
 use crate::wake::{WakeQueue, Waker};
 
-/// How many resumes one turn allows by default before polling again.
-pub const DEFAULT_BUDGET: usize = 256;
+/// How many resumes one turn allows by default before polling again: as many as one `epoll_wait`
+/// returns at most, so a turn serves everything its poll reported. A smaller budget leaves ready
+/// tasks queued across the next poll, and level-triggered epoll then asks each of their sockets
+/// again whether it is ready, only for the answer to be dropped (the task is queued already): at
+/// 1,000 busy keep-alive connections, about 440 ready per poll, a budget of 256 cost 10–25% more
+/// CPU per request than serving the whole batch. The price is the time a turn may take before
+/// timers fire, about 4 µs a resume: some 16 ms when 4,096 connections are ready at once.
+pub const DEFAULT_BUDGET: usize = crate::poller::MAX_EVENTS_PER_POLL;
 
 /// One scheduling decision, as recorded in the trace.
 #[derive(Debug, Clone, PartialEq, Eq)]

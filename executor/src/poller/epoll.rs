@@ -33,7 +33,7 @@ use crate::wake::Notify;
 const INITIAL_EVENTS: usize = 64;
 
 /// The most events taken from one `epoll_wait`.
-const MAX_EVENTS: usize = 4096;
+const MAX_EVENTS: usize = super::MAX_EVENTS_PER_POLL;
 
 /// Marks an unregistered descriptor in [`EpollPoller`]'s interest table.
 const ABSENT: u8 = 0;

@@ -31,6 +31,10 @@ pub use epoll::EpollPoller;
 pub use eventfd::EventFd;
 pub use poll::PollPoller;
 
+/// The most events one poll of the epoll backend returns; the executor's default budget
+/// ([`crate::executor::DEFAULT_BUDGET`]) is the same, so one turn serves a whole poll.
+pub(crate) const MAX_EVENTS_PER_POLL: usize = 4096;
+
 /// Which readiness of a file descriptor a task waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Interest {
