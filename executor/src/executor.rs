@@ -810,11 +810,14 @@ impl<P: Poller> Executor<P> {
 
         match step {
             Step::Ready(()) => {
+                // Dropped first, so the sockets it closes are known to `remove`.
+                drop(coroutine);
                 self.remove(id);
                 self.stats.finished += 1;
                 self.record(move || TraceEvent::Finished { task: id });
             }
             Step::WouldBlock if self.waits.is_empty() => {
+                drop(coroutine);
                 self.remove(id);
                 self.stats.abandoned += 1;
                 self.record(move || TraceEvent::Abandoned { task: id });
@@ -934,10 +937,17 @@ impl<P: Poller> Executor<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
+        // What the task's drop closed left the poller's set with the close (see `epoll`).
+        crate::poller::closed::take_closed(&mut self.closed);
         for &(fd, _) in &entry.waits.fds {
             if self.owner(fd) == Some(id) {
-                // The fd may be closed already (by the task's own drop); nothing to undo then.
-                let _ = self.release(fd);
+                self.fd_owner[fd as usize] = None;
+                // The fd may be closed already some other way; nothing to undo then.
+                let _ = if self.closed.contains(&fd) {
+                    self.poller.forget_closed(fd)
+                } else {
+                    self.poller.deregister(fd)
+                };
             }
         }
         if let Some((_, timer)) = entry.timer {

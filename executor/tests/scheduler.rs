@@ -386,7 +386,7 @@ fn waiting_again_on_the_same_fd_costs_no_poller_change() {
     let sim = inner.handle();
     let mut executor = Executor::with_poller(Counting {
         inner,
-        changes: [0; 3],
+        changes: [0; 4],
     })
     .unwrap();
     let (mut writer, reader) = sim.pair();
@@ -398,13 +398,49 @@ fn waiting_again_on_the_same_fd_costs_no_poller_change() {
     executor.run_until(sim.now() + 10 * MS).unwrap();
     assert_eq!(
         executor.poller().changes,
-        [1, 0, 0],
-        "[register, modify, deregister]"
+        [1, 0, 0, 0],
+        "[register, modify, deregister, forget_closed]"
     );
     drop(writer);
     executor.run().unwrap();
-    assert_eq!(executor.poller().changes, [1, 0, 1]);
+    assert_eq!(executor.poller().changes, [1, 0, 1, 0]);
     assert_eq!(executor.stats().resumes, 4);
+}
+
+/// A task that ends by dropping the socket it waited on leaves the epoll set with the close:
+/// the executor forgets the number without an `EPOLL_CTL_DEL`, and the next socket given the
+/// same number is registered afresh and woken as usual.
+#[test]
+fn a_socket_closed_as_its_task_ends_is_forgotten_without_a_deregistration() {
+    let mut executor = Executor::with_poller(Counting {
+        inner: EpollPoller::new().unwrap(),
+        changes: [0; 4],
+    })
+    .unwrap();
+    let registered = executor.poller().inner.len();
+    let mut numbers = Vec::new();
+    for round in 1..=2 {
+        let (writer, reader) = util::tcp_pair();
+        numbers.push(reader.as_raw_fd());
+        executor.spawn(ByteReader {
+            stream: reader,
+            want: 1,
+        });
+        executor.turn().unwrap(); // waits: nothing to read yet
+        assert!(matches!(writer.write(b"x"), Ok(Step::Ready(1))));
+        executor.run().unwrap();
+        assert_eq!(executor.stats().finished, round);
+        assert_eq!(
+            executor.poller().changes,
+            [round as u32, 0, 0, round as u32],
+            "[register, modify, deregister, forget_closed]"
+        );
+        assert_eq!(executor.poller().inner.len(), registered);
+    }
+    assert_eq!(
+        numbers[0], numbers[1],
+        "the second socket took the first one's number"
+    );
 }
 
 /// The budget bounds the resumes of one turn; the rest wait for the next turn (after a poll).

@@ -193,6 +193,17 @@ impl Poller for EpollPoller {
         }
     }
 
+    fn forget_closed(&mut self, fd: RawFd) -> io::Result<()> {
+        if self.bits(fd) == ABSENT {
+            return Err(not_registered());
+        }
+        // The close removed the socket from the set (epoll(7): a file leaves every epoll set
+        // once all descriptors referring to it are closed).
+        self.interest[fd as usize] = ABSENT;
+        self.registered -= 1;
+        Ok(())
+    }
+
     fn poll(&mut self, events: &mut Vec<Event>, timeout: Option<Duration>) -> io::Result<()> {
         let mut wait = Remaining::new(timeout);
         let n = loop {

@@ -109,6 +109,19 @@ pub trait Poller {
     /// `NotFound` if `fd` is not registered.
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
 
+    /// Stops watching `fd`, which was closed ([`closed::note_closed`]) while registered. For
+    /// `poll(2)` and the simulator this is [`Poller::deregister`]; epoll dropped the socket from
+    /// its set when the socket closed, so the epoll backend forgets the number without asking the
+    /// kernel: a connection that ends costs no `EPOLL_CTL_DEL`. (That holds when no other
+    /// descriptor refers to the socket; a task that duplicates a socket's descriptor keeps the
+    /// copy's registration its own business.)
+    ///
+    /// # Errors
+    /// `NotFound` if `fd` is not registered.
+    fn forget_closed(&mut self, fd: RawFd) -> io::Result<()> {
+        self.deregister(fd)
+    }
+
     /// Waits until a registered descriptor is ready, `timeout` passes (`None`: no limit;
     /// `Some(ZERO)`: just look), or the notifier fires; appends what is ready to `events`.
     ///

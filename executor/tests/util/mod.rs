@@ -263,8 +263,8 @@ impl<S: executor::net::Stream> Coroutine for ByteReader<S> {
 pub struct Counting<P> {
     /// The real poller.
     pub inner: P,
-    /// Calls to `register`, `modify`, `deregister`.
-    pub changes: [u32; 3],
+    /// Calls to `register`, `modify`, `deregister`, `forget_closed`.
+    pub changes: [u32; 4],
 }
 
 impl<P: Poller> Poller for Counting<P> {
@@ -279,6 +279,10 @@ impl<P: Poller> Poller for Counting<P> {
     fn deregister(&mut self, fd: RawFd) -> std::io::Result<()> {
         self.changes[2] += 1;
         self.inner.deregister(fd)
+    }
+    fn forget_closed(&mut self, fd: RawFd) -> std::io::Result<()> {
+        self.changes[3] += 1;
+        self.inner.forget_closed(fd)
     }
     fn poll(
         &mut self,
