@@ -83,6 +83,11 @@ struct Args {
     #[argh(option, default = "server::BACKLOG")]
     backlog: i32,
 
+    /// accept a TCP connection as soon as its handshake completes, not once its first bytes
+    /// arrive (TCP_DEFER_ACCEPT, on by default)
+    #[argh(switch)]
+    no_defer_accept: bool,
+
     /// time a client has to finish a request head once started (default 10s)
     #[argh(option, default = "Seconds(config::HEAD_TIMEOUT)")]
     head_timeout: Seconds,
@@ -470,6 +475,7 @@ fn serve(args: &Args, inherited: Option<Inherited>) -> Result<(), String> {
         unix_mode: args.unix_mode,
         config,
         backlog: args.backlog,
+        defer_accept: !args.no_defer_accept,
         workers,
         max_connections: args.max_connections,
         grace: positive("grace", args.grace)?,

@@ -22,8 +22,13 @@ fn wait_exit(server: &mut util::Spawned, within: Duration) -> Option<i32> {
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     let mut server = spawn_server(&["--workers", "2", "--grace", "10"]);
-    // An idle keep-alive connection, and one whose request is in flight (a slow upload).
-    let idle = connect(server.addr);
+    // An idle keep-alive connection (answered once), and one whose request is in flight (a
+    // slow upload).
+    let mut idle = connect(server.addr);
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut idle = Reader::new(idle);
+    assert_eq!(idle.response().status, 200);
     let mut busy = connect(server.addr);
     busy.write_all(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234")
         .unwrap();
@@ -31,7 +36,7 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
     kill(&server, libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(200));
     // The idle connection is closed without a response.
-    assert!(Reader::new(idle).closed());
+    assert!(idle.closed());
     // New connections are refused once the listeners are closed.
     assert!(
         std::net::TcpStream::connect(server.addr).is_err(),
@@ -216,4 +221,46 @@ fn a_request_arriving_on_an_idle_connection_during_shutdown_is_answered() {
     assert_eq!(r.header("connection"), Some("close"));
     assert!(reader.closed());
     assert_eq!(wait_exit(&mut server, Duration::from_secs(5)), Some(0));
+}
+
+/// `TCP_DEFER_ACCEPT` (the default): a connection that has sent nothing stays with the kernel, so
+/// it is not counted open; it is served all the same when it speaks, soon or after the deferral
+/// ran out and the kernel handed it over. `--no-defer-accept` accepts it at once.
+#[test]
+fn a_silent_connection_is_accepted_once_it_speaks_or_at_once_without_defer_accept() {
+    fn open_connections(addr: std::net::SocketAddr) -> f64 {
+        let page = util::get(addr, "/metrics");
+        let page = String::from_utf8_lossy(&page.body).into_owned();
+        // The scrape's own connection is open while it is answered.
+        util::metric(&page, "asycamore_connections_open").expect("connections_open") - 1.0
+    }
+    let request = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+    let server = spawn_server(&["--workers", "1"]);
+    let soon = connect(server.addr);
+    let late = connect(server.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        open_connections(server.addr),
+        0.0,
+        "held by the kernel until they speak"
+    );
+    for (mut stream, wait) in [(soon, 0), (late, 1_500)] {
+        std::thread::sleep(Duration::from_millis(wait));
+        stream.write_all(request).unwrap();
+        let mut reader = Reader::new(stream);
+        assert_eq!(reader.response().status, 200, "after {wait} ms more");
+        assert!(reader.closed());
+    }
+
+    let server = spawn_server(&["--workers", "1", "--no-defer-accept"]);
+    let silent = connect(server.addr);
+    util::wait_until(
+        "the silent connection accepted",
+        Duration::from_secs(5),
+        || open_connections(server.addr) == 1.0,
+    );
+    let mut silent = silent;
+    silent.write_all(request).unwrap();
+    assert_eq!(Reader::new(silent).response().status, 200);
 }

@@ -44,6 +44,13 @@ pub struct Options {
     /// Set `SO_REUSEPORT`, so several listeners (one per worker thread) can bind the same port and
     /// the kernel spreads connections between them.
     pub reuse_port: bool,
+    /// Set `TCP_DEFER_ACCEPT` for this many seconds (Linux; 0 leaves it off): the kernel keeps a
+    /// new connection to itself until its first bytes arrive, so accepting it is followed by a
+    /// read that finds the request, instead of a read that finds nothing, a registration and a
+    /// wake for the bytes. A client that sends nothing is accepted anyway once the time passes
+    /// (at the first retransmitted SYN-ACK it acknowledges). Only for protocols where the
+    /// client speaks first, as in HTTP.
+    pub defer_accept_secs: u32,
 }
 
 impl Default for Options {
@@ -51,6 +58,7 @@ impl Default for Options {
         Options {
             backlog: 1024,
             reuse_port: false,
+            defer_accept_secs: 0,
         }
     }
 }
@@ -151,6 +159,9 @@ impl TcpListener {
         if options.reuse_port {
             sys::setsockopt_int(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
         }
+        if options.defer_accept_secs > 0 {
+            sys::set_defer_accept(fd.as_raw_fd(), options.defer_accept_secs)?;
+        }
         sys::bind(fd.as_raw_fd(), &addr)?;
         sys::listen(fd.as_raw_fd(), options.backlog)?;
         Ok(TcpListener { fd, nodelay: true })
@@ -187,6 +198,36 @@ impl TcpListener {
     /// From `getsockname`.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sys::local_addr(self.fd.as_raw_fd())
+    }
+
+    /// Sets `TCP_DEFER_ACCEPT` to `secs` seconds, 0 turning it off (see
+    /// [`Options::defer_accept_secs`]): for a listener opened elsewhere, inherited across an
+    /// exec, say.
+    ///
+    /// # Errors
+    /// From `setsockopt`.
+    pub fn set_defer_accept(&self, secs: u32) -> io::Result<()> {
+        sys::set_defer_accept(self.fd.as_raw_fd(), secs)
+    }
+
+    /// The `TCP_DEFER_ACCEPT` time in seconds (0: off, and always 0 where the option does not
+    /// exist). The kernel keeps it as a count of SYN-ACK retransmissions, so it may read back
+    /// rounded up to what that count lasts.
+    ///
+    /// # Errors
+    /// From `getsockopt`.
+    pub fn defer_accept_secs(&self) -> io::Result<u32> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let secs = sys::getsockopt_int(
+                self.fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+            )?;
+            Ok(u32::try_from(secs).unwrap_or(0))
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        Ok(0)
     }
 
     /// Takes over a standard listener, making it non-blocking.

@@ -200,6 +200,21 @@ pub(crate) fn bind(fd: RawFd, addr: &SocketAddr) -> io::Result<()> {
     Ok(())
 }
 
+/// `TCP_DEFER_ACCEPT` for `secs` seconds on a listening socket (see
+/// [`crate::net::Options::defer_accept_secs`]); nothing where the option does not exist.
+pub(crate) fn set_defer_accept(fd: RawFd, secs: u32) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let secs = c_int::try_from(secs).unwrap_or(c_int::MAX);
+        setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (fd, secs);
+        Ok(())
+    }
+}
+
 /// `listen(2)`.
 pub(crate) fn listen(fd: RawFd, backlog: c_int) -> io::Result<()> {
     // SAFETY: listen takes no pointers.

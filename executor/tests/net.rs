@@ -194,3 +194,36 @@ fn accepted_streams_have_nodelay_and_addresses() {
         "the client sees end-of-stream after shutdown_write"
     );
 }
+
+/// `TCP_DEFER_ACCEPT`: off by default, set by the listener's options, changed on an open
+/// listener; with it on, a connection is accepted once its first bytes are there, so the first
+/// read finds them.
+#[test]
+fn defer_accept_is_set_by_the_options_and_the_first_read_finds_the_request() {
+    use executor::net::{Options, TcpListener};
+    let plain = TcpListener::bind("127.0.0.1:0".parse().unwrap(), Options::default()).unwrap();
+    assert_eq!(plain.defer_accept_secs().unwrap(), 0);
+    let options = Options {
+        defer_accept_secs: 1,
+        ..Options::default()
+    };
+    let deferred = TcpListener::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
+    assert_eq!(deferred.defer_accept_secs().unwrap(), 1);
+
+    let mut client = std::net::TcpStream::connect(deferred.local_addr().unwrap()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        matches!(deferred.accept(), Ok(Step::WouldBlock)),
+        "handed over before a byte arrived"
+    );
+    client.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let Ok(Step::Ready((stream, _))) = deferred.accept() else {
+        panic!("not accepted once the request arrived");
+    };
+    let mut buf = [0u8; 64];
+    assert_eq!(stream.read(&mut buf).unwrap(), Step::Ready(18));
+
+    deferred.set_defer_accept(0).unwrap();
+    assert_eq!(deferred.defer_accept_secs().unwrap(), 0);
+}
