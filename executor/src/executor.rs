@@ -12,7 +12,11 @@
 //!    spawned or readied while running go to the next turn).
 //!
 //! After each resume that returns `WouldBlock`, the task's new [`Waits`] are diffed against the
-//! previous ones, so a task that keeps waiting on the same fd costs no poller change.
+//! previous ones, so a task that keeps waiting on the same fd costs no poller change. A
+//! descriptor it no longer waits on stays registered, with nobody waiting, until it is waited on
+//! again (by any task: no change if for the same readiness), reports readiness (then it is
+//! deregistered) or is closed (then forgotten): a proxy's upstream connection, taken from its
+//! pool for each request, costs no registration per request.
 //!
 //! Timers are armed lazily: a task that moves its deadline later (a connection pushing its idle
 //! timeout forward after every request) keeps the timer it has; when that timer fires, the task
@@ -304,6 +308,21 @@ struct Entry {
     woken: bool,
 }
 
+/// What the executor knows of one descriptor number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FdUse {
+    /// Not registered with the poller.
+    Free,
+    /// Registered, and this task waits on it.
+    Owned(TaskId),
+    /// Registered with this interest, but no task waits on it: a task that stops waiting on a
+    /// socket it keeps (an upstream connection back in the proxy's pool, say) usually waits on
+    /// it again soon, so it is left in the poller's set instead of costing a deregistration now
+    /// and a registration then. Deregistered when it reports readiness with nobody waiting,
+    /// forgotten when it is closed.
+    Lingering(Interest),
+}
+
 /// One slot of the slab.
 struct Slot {
     generation: u32,
@@ -323,8 +342,9 @@ pub struct Executor<P: Poller = PollPoller> {
     run_queue: VecDeque<TaskId>,
     /// Tasks that yielded during the current turn; queued after the next poll.
     yielded: Vec<TaskId>,
-    /// Which task waits on each fd, indexed by fd.
-    fd_owner: Vec<Option<TaskId>>,
+    /// Which task waits on each fd (or that none does, though it stays registered), indexed by
+    /// fd.
+    fd_use: Vec<FdUse>,
     timers: Timers<TaskId>,
     wake_queue: Arc<WakeQueue>,
     stopped: Arc<AtomicBool>,
@@ -385,7 +405,7 @@ impl<P: Poller> Executor<P> {
             live: 0,
             run_queue: VecDeque::new(),
             yielded: Vec::new(),
-            fd_owner: Vec::new(),
+            fd_use: Vec::new(),
             timers: Timers::new(),
             wake_queue: Arc::new(WakeQueue::new(notify)),
             stopped: Arc::new(AtomicBool::new(false)),
@@ -461,7 +481,10 @@ impl<P: Poller> Executor<P> {
 
     /// How many descriptors some task waits on (each registered with the poller once).
     pub fn waited_fds(&self) -> usize {
-        self.fd_owner.iter().flatten().count()
+        self.fd_use
+            .iter()
+            .filter(|u| matches!(u, FdUse::Owned(_)))
+            .count()
     }
 
     /// How many timers are armed and have neither fired nor been cancelled.
@@ -726,8 +749,17 @@ impl<P: Poller> Executor<P> {
         self.stats.events += events.len() as u64;
         polled?;
         for event in events.drain(..) {
-            if let Some(Some(owner)) = self.fd_owner.get(event.fd as usize).copied() {
-                self.make_ready(owner, Reason::Fd(event.fd), Some(event));
+            match self.fd_use.get(event.fd as usize).copied() {
+                Some(FdUse::Owned(owner)) => {
+                    self.make_ready(owner, Reason::Fd(event.fd), Some(event));
+                }
+                // Ready with nobody waiting: level-triggered, it would be reported on every poll
+                // until someone reads it, so it leaves the set now.
+                Some(FdUse::Lingering(_)) => {
+                    self.fd_use[event.fd as usize] = FdUse::Free;
+                    self.poller.deregister(event.fd)?;
+                }
+                _ => {}
             }
         }
         self.events = events;
@@ -847,7 +879,7 @@ impl<P: Poller> Executor<P> {
         let old_timer = entry.timer.take();
 
         // Numbers closed during this resume may name new sockets now (see `epoll`).
-        crate::poller::closed::take_closed(&mut self.closed);
+        self.settle_closed();
         for &(fd, interest) in &new.fds {
             let before = old.fds.iter().find(|(f, _)| *f == fd).map(|&(_, i)| i);
             if self.owner(fd) != Some(id) {
@@ -860,9 +892,15 @@ impl<P: Poller> Executor<P> {
                 self.poller.modify(fd, interest)?;
             }
         }
-        for &(fd, _) in &old.fds {
+        for &(fd, interest) in &old.fds {
             if !new.fds.iter().any(|&(f, _)| f == fd) && self.owner(fd) == Some(id) {
-                self.release(fd)?;
+                if self.closed.contains(&fd) {
+                    // The close took it out of the set.
+                    self.fd_use[fd as usize] = FdUse::Free;
+                    let _ = self.poller.forget_closed(fd);
+                } else {
+                    self.fd_use[fd as usize] = FdUse::Lingering(interest);
+                }
             }
         }
         let timer = match (old_timer, new.deadline) {
@@ -899,10 +937,23 @@ impl<P: Poller> Executor<P> {
     }
 
     fn owner(&self, fd: RawFd) -> Option<TaskId> {
-        self.fd_owner
-            .get(usize::try_from(fd).ok()?)
-            .copied()
-            .flatten()
+        match self.fd_use.get(usize::try_from(fd).ok()?)? {
+            FdUse::Owned(id) => Some(*id),
+            _ => None,
+        }
+    }
+
+    /// Takes the numbers closed on this thread since last asked (into `self.closed`) and
+    /// forgets those left registered with nobody waiting: the close took them out of the set.
+    fn settle_closed(&mut self) {
+        crate::poller::closed::take_closed(&mut self.closed);
+        for i in 0..self.closed.len() {
+            let fd = self.closed[i];
+            if let Some(u @ FdUse::Lingering(_)) = self.fd_use.get_mut(fd as usize) {
+                *u = FdUse::Free;
+                let _ = self.poller.forget_closed(fd);
+            }
+        }
     }
 
     /// Makes `id` the task waiting on `fd`. If another task was registered on it (against the
@@ -911,21 +962,16 @@ impl<P: Poller> Executor<P> {
     fn claim(&mut self, fd: RawFd, id: TaskId, interest: Interest) -> io::Result<()> {
         let slot = usize::try_from(fd)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "negative fd"))?;
-        if self.fd_owner.len() <= slot {
-            self.fd_owner.resize(slot + 1, None);
+        if self.fd_use.len() <= slot {
+            self.fd_use.resize(slot + 1, FdUse::Free);
         }
-        if self.fd_owner[slot].is_some() {
-            self.poller.modify(fd, interest)?;
-        } else {
-            self.poller.register(fd, interest)?;
+        match self.fd_use[slot] {
+            FdUse::Free => self.poller.register(fd, interest)?,
+            FdUse::Lingering(registered) if registered == interest => {}
+            FdUse::Owned(_) | FdUse::Lingering(_) => self.poller.modify(fd, interest)?,
         }
-        self.fd_owner[slot] = Some(id);
+        self.fd_use[slot] = FdUse::Owned(id);
         Ok(())
-    }
-
-    fn release(&mut self, fd: RawFd) -> io::Result<()> {
-        self.fd_owner[fd as usize] = None;
-        self.poller.deregister(fd)
     }
 
     /// Drops a task's registrations and frees its slot.
@@ -938,10 +984,10 @@ impl<P: Poller> Executor<P> {
         self.free.push(id.index);
         self.live -= 1;
         // What the task's drop closed left the poller's set with the close (see `epoll`).
-        crate::poller::closed::take_closed(&mut self.closed);
+        self.settle_closed();
         for &(fd, _) in &entry.waits.fds {
             if self.owner(fd) == Some(id) {
-                self.fd_owner[fd as usize] = None;
+                self.fd_use[fd as usize] = FdUse::Free;
                 // The fd may be closed already some other way; nothing to undo then.
                 let _ = if self.closed.contains(&fd) {
                     self.poller.forget_closed(fd)

@@ -694,6 +694,8 @@ impl SimStream {
 
 impl Drop for SimStream {
     fn drop(&mut self) {
+        // As a real socket of `crate::net` does, so the executor forgets a registration it left.
+        crate::poller::closed::note_closed(self.fd);
         let mut world = self.world.borrow_mut();
         let clock = world.clock;
         let peer = world.endpoints.remove(&self.fd).and_then(|end| end.peer);
@@ -760,6 +762,7 @@ impl Listener for SimListener {
 
 impl Drop for SimListener {
     fn drop(&mut self) {
+        crate::poller::closed::note_closed(self.fd);
         let backlog = self.world.borrow_mut().listeners.remove(&self.fd);
         // Connections never accepted are closed, as the kernel does.
         for fd in backlog.into_iter().flatten() {
