@@ -398,6 +398,11 @@ impl<P: Poller> Executor<P> {
     pub fn with_poller(mut poller: P) -> io::Result<Executor<P>> {
         let notify = poller.notifier()?;
         let now = poller.now();
+        // Closes recorded on this thread before (by an executor dropped here, say) name no
+        // descriptor of this one.
+        let mut closed = Vec::new();
+        crate::poller::closed::take_closed(&mut closed);
+        closed.clear();
         Ok(Executor {
             poller,
             slots: Vec::new(),
@@ -422,7 +427,7 @@ impl<P: Poller> Executor<P> {
             woken: Vec::new(),
             waits: Waits::default(),
             spawned: Vec::new(),
-            closed: Vec::new(),
+            closed,
             clock: now,
         })
     }
@@ -757,7 +762,7 @@ impl<P: Poller> Executor<P> {
                 // until someone reads it, so it leaves the set now.
                 Some(FdUse::Lingering(_)) => {
                     self.fd_use[event.fd as usize] = FdUse::Free;
-                    self.poller.deregister(event.fd)?;
+                    let _ = self.poller.deregister(event.fd);
                 }
                 _ => {}
             }

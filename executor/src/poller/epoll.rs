@@ -237,7 +237,11 @@ impl Poller for EpollPoller {
             }
             let bits = self.bits(fd);
             if bits == ABSENT {
-                continue; // deregistered since the kernel queued the event
+                // In the kernel's set but not in the table: forgotten as closed while a duplicate
+                // of its descriptor kept the socket open. Level-triggered, it would be reported
+                // on every poll; it leaves the set now.
+                let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
+                continue;
             }
             let error = mask & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0;
             events.push(Event {
@@ -312,6 +316,27 @@ mod tests {
         poller.deregister(b.as_raw_fd()).unwrap();
         assert!(ready(&mut poller, 0).is_empty());
         assert!(poller.is_empty());
+    }
+
+    /// A number forgotten as closed while its socket is still open (a duplicate of the
+    /// descriptor kept it in the kernel's set): its first readiness removes it from the set, so
+    /// it is not reported, now or on every poll after.
+    #[test]
+    fn a_registration_the_table_forgot_leaves_the_set_when_it_turns_ready() {
+        let (a, b) = pair();
+        let fd = b.as_raw_fd();
+        let mut poller = EpollPoller::new().unwrap();
+        poller.register(fd, Interest::Readable).unwrap();
+        poller.forget_closed(fd).unwrap();
+        assert_eq!(a.write(b"x").unwrap(), Step::Ready(1));
+        assert!(ready(&mut poller, 100).is_empty());
+        let gone = poller.ctl(libc::EPOLL_CTL_MOD, fd, READ).unwrap_err();
+        assert_eq!(
+            gone.raw_os_error(),
+            Some(libc::ENOENT),
+            "still in the kernel's set"
+        );
+        assert!(ready(&mut poller, 0).is_empty());
     }
 
     #[test]

@@ -112,9 +112,9 @@ pub trait Poller {
     /// Stops watching `fd`, which was closed ([`closed::note_closed`]) while registered. For
     /// `poll(2)` and the simulator this is [`Poller::deregister`]; epoll dropped the socket from
     /// its set when the socket closed, so the epoll backend forgets the number without asking the
-    /// kernel: a connection that ends costs no `EPOLL_CTL_DEL`. (That holds when no other
-    /// descriptor refers to the socket; a task that duplicates a socket's descriptor keeps the
-    /// copy's registration its own business.)
+    /// kernel: a connection that ends costs no `EPOLL_CTL_DEL`. (Should a duplicate of the
+    /// descriptor have kept the socket open, and so in the set, the backend removes it the first
+    /// time it reports readiness.)
     ///
     /// # Errors
     /// `NotFound` if `fd` is not registered.
