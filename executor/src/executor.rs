@@ -13,10 +13,11 @@
 //!
 //! After each resume that returns `WouldBlock`, the task's new [`Waits`] are diffed against the
 //! previous ones, so a task that keeps waiting on the same fd costs no poller change. A
-//! descriptor it no longer waits on stays registered, with nobody waiting, until it is waited on
-//! again (by any task: no change if for the same readiness), reports readiness (then it is
-//! deregistered) or is closed (then forgotten): a proxy's upstream connection, taken from its
-//! pool for each request, costs no registration per request.
+//! descriptor it no longer waits on is deregistered, unless the task asked to keep it
+//! registered ([`Cx::keep_registered`]): then it stays, with nobody waiting, until a task waits
+//! on it again (no change if for the same readiness), it reports readiness (deregistered then)
+//! or it is closed (forgotten then). A proxy's pooled upstream connection so costs no
+//! registration per request.
 //!
 //! Timers are armed lazily: a task that moves its deadline later (a connection pushing its idle
 //! timeout forward after every request) keeps the timer it has; when that timer fires, the task
@@ -45,12 +46,13 @@ use crate::timer::{TimerId, Timers};
 use crate::wake::{WakeQueue, Waker};
 
 /// How many resumes one turn allows by default before polling again: as many as one `epoll_wait`
-/// returns at most, so a turn serves everything its poll reported. A smaller budget leaves ready
-/// tasks queued across the next poll, and level-triggered epoll then asks each of their sockets
-/// again whether it is ready, only for the answer to be dropped (the task is queued already): at
-/// 1,000 busy keep-alive connections, about 440 ready per poll, a budget of 256 cost 10–25% more
-/// CPU per request than serving the whole batch. The price is the time a turn may take before
-/// timers fire, about 4 µs a resume: some 16 ms when 4,096 connections are ready at once.
+/// returns at most, so a turn can serve everything one poll reports. A smaller budget leaves
+/// ready tasks queued across the next poll, and level-triggered epoll then asks each of their
+/// sockets again whether it is ready, only for the answer to be dropped (the task is queued
+/// already): at 1,000 busy keep-alive connections, about 440 ready per poll, a budget of 256
+/// cost 10–25% more CPU per request than serving the whole batch. The price: timers and wakes
+/// from other threads wait for the turn to end, up to 4,096 resumes (some 16 ms of small
+/// request steps, more if the steps copy large bodies).
 pub const DEFAULT_BUDGET: usize = crate::poller::MAX_EVENTS_PER_POLL;
 
 /// One scheduling decision, as recorded in the trace.
@@ -315,11 +317,10 @@ enum FdUse {
     Free,
     /// Registered, and this task waits on it.
     Owned(TaskId),
-    /// Registered with this interest, but no task waits on it: a task that stops waiting on a
-    /// socket it keeps (an upstream connection back in the proxy's pool, say) usually waits on
-    /// it again soon, so it is left in the poller's set instead of costing a deregistration now
-    /// and a registration then. Deregistered when it reports readiness with nobody waiting,
-    /// forgotten when it is closed.
+    /// Registered with this interest, but no task waits on it: the task that stopped waiting
+    /// asked to keep it ([`Cx::keep_registered`]: an upstream connection back in the proxy's
+    /// pool), instead of a deregistration now and a registration at the next wait.
+    /// Deregistered when it reports readiness with nobody waiting, forgotten when it is closed.
     Lingering(Interest),
 }
 
@@ -362,12 +363,15 @@ pub struct Executor<P: Poller = PollPoller> {
     start: Instant,
     /// Notes the running task wrote through [`Cx::note`], reused between resumes.
     notes: Vec<String>,
+    /// Descriptors the running task asked to keep registered ([`Cx::keep_registered`]).
+    kept: Vec<RawFd>,
     // Buffers reused every turn or resume.
     events: Vec<Event>,
     woken: Vec<TaskId>,
     waits: Waits,
     spawned: Vec<Task>,
-    /// Descriptor numbers closed during the last resume (see [`crate::epoll::note_closed`]).
+    /// Descriptor numbers closed since they were last settled ([`Executor::settle_closed`];
+    /// see [`crate::poller::closed::note_closed`]).
     closed: Vec<RawFd>,
     /// The poller's clock as last read. A turn reads it at its start, after the poll, every
     /// [`RESUMES_PER_CLOCK_READ`] resumes and at its end, not once per resume and per timer: a
@@ -423,6 +427,7 @@ impl<P: Poller> Executor<P> {
             trace_waits: false,
             start: now,
             notes: Vec::new(),
+            kept: Vec::new(),
             events: Vec::new(),
             woken: Vec::new(),
             waits: Waits::default(),
@@ -822,6 +827,7 @@ impl<P: Poller> Executor<P> {
         });
 
         self.waits.clear();
+        self.kept.clear();
         let step = {
             let mut cx = Cx::new(
                 self.clock,
@@ -830,7 +836,8 @@ impl<P: Poller> Executor<P> {
                 &mut self.waits,
                 &mut self.spawned,
                 &self.wake_queue,
-            );
+            )
+            .with_kept(&mut self.kept);
             if self.trace_waits {
                 cx = cx.with_notes(&mut self.notes);
             }
@@ -847,15 +854,21 @@ impl<P: Poller> Executor<P> {
 
         match step {
             Step::Ready(()) => {
-                // Dropped first, so the sockets it closes are known to `remove`.
-                drop(coroutine);
+                // Deregistered before the coroutine (and the sockets it holds) is dropped: a
+                // socket closed first would stay in the epoll set if a duplicate of its
+                // descriptor kept it open (a listener shared with a restarted server), and
+                // could no longer be removed.
                 self.remove(id);
+                drop(coroutine);
+                // What it kept registered and has now closed.
+                self.settle_closed();
                 self.stats.finished += 1;
                 self.record(move || TraceEvent::Finished { task: id });
             }
             Step::WouldBlock if self.waits.is_empty() => {
-                drop(coroutine);
                 self.remove(id);
+                drop(coroutine);
+                self.settle_closed();
                 self.stats.abandoned += 1;
                 self.record(move || TraceEvent::Abandoned { task: id });
             }
@@ -899,12 +912,11 @@ impl<P: Poller> Executor<P> {
         }
         for &(fd, interest) in &old.fds {
             if !new.fds.iter().any(|&(f, _)| f == fd) && self.owner(fd) == Some(id) {
-                if self.closed.contains(&fd) {
-                    // The close took it out of the set.
-                    self.fd_use[fd as usize] = FdUse::Free;
-                    let _ = self.poller.forget_closed(fd);
-                } else {
+                if self.kept.contains(&fd) && !self.closed.contains(&fd) {
                     self.fd_use[fd as usize] = FdUse::Lingering(interest);
+                } else {
+                    self.fd_use[fd as usize] = FdUse::Free;
+                    self.poller.deregister(fd)?;
                 }
             }
         }
@@ -988,17 +1000,12 @@ impl<P: Poller> Executor<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        // What the task's drop closed left the poller's set with the close (see `epoll`).
         self.settle_closed();
         for &(fd, _) in &entry.waits.fds {
             if self.owner(fd) == Some(id) {
                 self.fd_use[fd as usize] = FdUse::Free;
-                // The fd may be closed already some other way; nothing to undo then.
-                let _ = if self.closed.contains(&fd) {
-                    self.poller.forget_closed(fd)
-                } else {
-                    self.poller.deregister(fd)
-                };
+                // The fd may be closed already (by the task itself); nothing to undo then.
+                let _ = self.poller.deregister(fd);
             }
         }
         if let Some((_, timer)) = entry.timer {

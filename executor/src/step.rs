@@ -287,6 +287,8 @@ pub struct Cx<'a> {
     wake_queue: &'a Arc<WakeQueue>,
     /// Where [`Cx::note`] writes, when the executor's trace wants notes.
     notes: Option<&'a mut Vec<String>>,
+    /// Where [`Cx::keep_registered`] writes, when the executor can keep registrations.
+    kept: Option<&'a mut Vec<RawFd>>,
 }
 
 impl<'a> Cx<'a> {
@@ -308,7 +310,15 @@ impl<'a> Cx<'a> {
             spawned,
             wake_queue,
             notes: None,
+            kept: None,
         }
+    }
+
+    /// The same context, collecting [`Cx::keep_registered`]'s descriptors into `kept` (the
+    /// executor does this on every resume; without it, keeping is a no-op).
+    pub fn with_kept(mut self, kept: &'a mut Vec<RawFd>) -> Cx<'a> {
+        self.kept = Some(kept);
+        self
     }
 
     /// The same context, collecting [`Cx::note`]s into `notes` (the executor does this when its
@@ -316,6 +326,24 @@ impl<'a> Cx<'a> {
     pub fn with_notes(mut self, notes: &'a mut Vec<String>) -> Cx<'a> {
         self.notes = Some(notes);
         self
+    }
+
+    /// Stops waiting on `fd` (if this resume does not wait on it) but leaves it registered with
+    /// the poller, for a socket this task alone holds and expects to wait on again soon: an
+    /// upstream connection going back to a pool, taken by the next request. Waiting on it again,
+    /// from any task, then costs no poller change (for the same readiness), where otherwise
+    /// stopping and waiting again cost a deregistration and a registration. It stays
+    /// registered until a task waits on it, it turns ready with nobody waiting (deregistered
+    /// then: level-triggered, it would be reported on every poll) or it is closed.
+    ///
+    /// Only for a socket of [`crate::net`] or [`crate::unix`] whose descriptor is not
+    /// duplicated, closed by dropping it: the drop records the close
+    /// ([`note_closed`](crate::poller::closed::note_closed)), and epoll forgets the socket at
+    /// its close only when no duplicate keeps it open. Never for a listener.
+    pub fn keep_registered(&mut self, fd: RawFd) {
+        if let Some(kept) = &mut self.kept {
+            kept.push(fd);
+        }
     }
 
     /// Says what the task is doing, for the executor's trace: a connection notes the head it

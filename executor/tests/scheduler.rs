@@ -403,16 +403,15 @@ fn waiting_again_on_the_same_fd_costs_no_poller_change() {
     );
     drop(writer);
     executor.run().unwrap();
-    // The reader's socket closed as the task ended: forgotten, as epoll forgets a closed socket.
-    assert_eq!(executor.poller().changes, [1, 0, 0, 1]);
+    assert_eq!(executor.poller().changes, [1, 0, 1, 0]);
     assert_eq!(executor.stats().resumes, 4);
 }
 
-/// A task that ends by dropping the socket it waited on leaves the epoll set with the close:
-/// the executor forgets the number without an `EPOLL_CTL_DEL`, and the next socket given the
-/// same number is registered afresh and woken as usual.
+/// A task that ends by dropping the socket it waited on has it deregistered first, while the
+/// descriptor is still open (closed first, a socket a duplicate keeps open would stay in the
+/// epoll set for good); the next socket given the same number is registered afresh and woken.
 #[test]
-fn a_socket_closed_as_its_task_ends_is_forgotten_without_a_deregistration() {
+fn a_socket_closed_as_its_task_ends_is_deregistered_before_the_close() {
     let mut executor = Executor::with_poller(Counting {
         inner: EpollPoller::new().unwrap(),
         changes: [0; 4],
@@ -433,7 +432,7 @@ fn a_socket_closed_as_its_task_ends_is_forgotten_without_a_deregistration() {
         assert_eq!(executor.stats().finished, round);
         assert_eq!(
             executor.poller().changes,
-            [round as u32, 0, 0, round as u32],
+            [round as u32, 0, round as u32, 0],
             "[register, modify, deregister, forget_closed]"
         );
         assert_eq!(executor.poller().inner.len(), registered);
@@ -444,10 +443,12 @@ fn a_socket_closed_as_its_task_ends_is_forgotten_without_a_deregistration() {
     );
 }
 
-/// Waits on its socket, then only on a deadline, then on the socket again, a millisecond apart:
-/// a connection between two uses of a pooled upstream socket.
+/// Waits on its socket, then only on a deadline (keeping the socket registered if `keep`), then
+/// on the socket again, a millisecond apart: a connection between two uses of a pooled upstream
+/// socket.
 struct Phases {
     fd: RawFd,
+    keep: bool,
     phase: u32,
 }
 
@@ -458,6 +459,7 @@ impl executor::Coroutine for Phases {
         let later = cx.now() + MS;
         match self.phase {
             1 | 3 => cx.wait_readable(self.fd),
+            2 if self.keep => cx.keep_registered(self.fd),
             2 => {}
             _ => return Step::Ready(()),
         }
@@ -466,12 +468,12 @@ impl executor::Coroutine for Phases {
     }
 }
 
-/// A socket a task stops waiting on stays registered, so waiting on it again costs nothing; if
-/// it turns ready with nobody waiting, it leaves the set then (level-triggered, it would be
-/// reported on every poll).
+/// A socket a task stops waiting on but keeps registered ([`executor::Cx::keep_registered`])
+/// costs nothing to wait on again; if it turns ready with nobody waiting, it leaves the set then
+/// (level-triggered, it would be reported on every poll). Not kept, it is deregistered at once.
 #[test]
-fn a_socket_no_longer_waited_on_stays_registered_until_it_turns_ready() {
-    for ready_meanwhile in [false, true] {
+fn a_socket_kept_registered_stays_until_it_turns_ready() {
+    for (keep, ready_meanwhile) in [(true, false), (true, true), (false, false)] {
         let inner = SimPoller::new(3);
         let sim = inner.handle();
         let mut executor = Executor::with_poller(Counting {
@@ -482,27 +484,29 @@ fn a_socket_no_longer_waited_on_stays_registered_until_it_turns_ready() {
         let (mut writer, reader) = sim.pair();
         executor.spawn(Phases {
             fd: reader.as_raw_fd(),
+            keep,
             phase: 0,
         });
         executor.run_until(sim.now() + MS + MS / 2).unwrap(); // in phase 2
+        let in_phase_2 = if keep { [1, 0, 0, 0] } else { [1, 0, 1, 0] };
         assert_eq!(
             executor.poller().changes,
-            [1, 0, 0, 0],
+            in_phase_2,
             "[register, modify, deregister, forget_closed]"
         );
         if ready_meanwhile {
             assert_eq!(writer.write(b"x").unwrap(), Step::Ready(1));
         }
         executor.run().unwrap();
-        let expected = if ready_meanwhile {
-            [2, 0, 2, 0] // left at the readiness, registered again in phase 3, left at the end
+        let expected = if ready_meanwhile || !keep {
+            [2, 0, 2, 0] // left (at the readiness, or at once), registered again in phase 3
         } else {
             [1, 0, 1, 0] // phase 3 found it registered
         };
         assert_eq!(
             executor.poller().changes,
             expected,
-            "ready meanwhile: {ready_meanwhile}"
+            "keep {keep}, ready meanwhile {ready_meanwhile}"
         );
         drop(reader);
     }

@@ -1071,6 +1071,9 @@ impl<S: Stream> Connection<S> {
     /// One resume of the connection: steps through states until one waits or the connection ends.
     fn run(&mut self, cx: &mut Cx<'_>) -> Step<()> {
         self.input.forget_drained();
+        // While a wait is elsewhere (an upstream's answer, a timer, the thread pool), the client's
+        // socket stays registered: waiting on it again afterwards costs no poller change.
+        cx.keep_registered(self.stream.as_raw_fd());
         // The flag only changes between resumes (the watcher is another task): read it once.
         self.shutting_down = self.shutdown.as_mut().is_some_and(|s| s.watch(cx));
         for _ in 0..STEP_BUDGET {

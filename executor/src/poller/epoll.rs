@@ -237,9 +237,9 @@ impl Poller for EpollPoller {
             }
             let bits = self.bits(fd);
             if bits == ABSENT {
-                // In the kernel's set but not in the table: forgotten as closed while a duplicate
-                // of its descriptor kept the socket open. Level-triggered, it would be reported
-                // on every poll; it leaves the set now.
+                // In the kernel's set but not in the table (a number forgotten though still
+                // open). Level-triggered, it would be reported on every poll; it leaves the set
+                // now.
                 let _ = self.ctl(libc::EPOLL_CTL_DEL, fd, 0);
                 continue;
             }

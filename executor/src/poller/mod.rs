@@ -109,12 +109,12 @@ pub trait Poller {
     /// `NotFound` if `fd` is not registered.
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
 
-    /// Stops watching `fd`, which was closed ([`closed::note_closed`]) while registered. For
-    /// `poll(2)` and the simulator this is [`Poller::deregister`]; epoll dropped the socket from
-    /// its set when the socket closed, so the epoll backend forgets the number without asking the
-    /// kernel: a connection that ends costs no `EPOLL_CTL_DEL`. (Should a duplicate of the
-    /// descriptor have kept the socket open, and so in the set, the backend removes it the first
-    /// time it reports readiness.)
+    /// Stops watching `fd`, which was closed ([`closed::note_closed`]) while registered with
+    /// nobody waiting on it ([`crate::Cx::keep_registered`]). For `poll(2)` and the simulator
+    /// this is [`Poller::deregister`]; epoll dropped the socket from its set when it closed (no
+    /// duplicate of its descriptor being open, as `keep_registered` requires), so the epoll
+    /// backend forgets the number without asking the kernel, which could not be asked anyway:
+    /// the number is closed.
     ///
     /// # Errors
     /// `NotFound` if `fd` is not registered.

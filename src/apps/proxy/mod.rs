@@ -48,6 +48,7 @@ mod upward;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -373,6 +374,9 @@ impl ProxyHandler {
             match step {
                 Next::Go(Downward::Done { reusable }) => {
                     if reusable && matches!(up, Upward::Sent) {
+                        // The next request that takes it from the pool waits on it for the
+                        // same readiness: registered still, that costs no poller change.
+                        cx.keep_registered(upstream.as_raw_fd());
                         self.pool.put(upstream, cx.now());
                     }
                     cx.clear_waits();
