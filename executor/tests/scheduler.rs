@@ -378,17 +378,23 @@ fn a_task_waiting_for_nothing_is_abandoned() {
     assert_eq!(executor.stats().abandoned, 1);
 }
 
-/// Waits are declared afresh on every resume, but only differences reach the poller: a task
-/// that waits on the same fd three times registers it once.
-#[test]
-fn waiting_again_on_the_same_fd_costs_no_poller_change() {
-    let inner = SimPoller::new(1);
+/// An executor over the simulator whose poller counts registration changes.
+fn counting_sim(seed: u64) -> (Executor<Counting<SimPoller>>, executor::sim::Sim) {
+    let inner = SimPoller::new(seed);
     let sim = inner.handle();
-    let mut executor = Executor::with_poller(Counting {
+    let executor = Executor::with_poller(Counting {
         inner,
         changes: [0; 4],
     })
     .unwrap();
+    (executor, sim)
+}
+
+/// Waits are declared afresh on every resume, but only differences reach the poller: a task
+/// that waits on the same fd three times registers it once.
+#[test]
+fn waiting_again_on_the_same_fd_costs_no_poller_change() {
+    let (mut executor, sim) = counting_sim(1);
     let (mut writer, reader) = sim.pair();
     assert_eq!(writer.write(b"abc").unwrap(), Step::Ready(3));
     executor.spawn(ByteReader {
@@ -474,13 +480,7 @@ impl executor::Coroutine for Phases {
 #[test]
 fn a_socket_kept_registered_stays_until_it_turns_ready() {
     for (keep, ready_meanwhile) in [(true, false), (true, true), (false, false)] {
-        let inner = SimPoller::new(3);
-        let sim = inner.handle();
-        let mut executor = Executor::with_poller(Counting {
-            inner,
-            changes: [0; 4],
-        })
-        .unwrap();
+        let (mut executor, sim) = counting_sim(3);
         let (mut writer, reader) = sim.pair();
         executor.spawn(Phases {
             fd: reader.as_raw_fd(),
