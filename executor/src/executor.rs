@@ -854,21 +854,12 @@ impl<P: Poller> Executor<P> {
 
         match step {
             Step::Ready(()) => {
-                // Deregistered before the coroutine (and the sockets it holds) is dropped: a
-                // socket closed first would stay in the epoll set if a duplicate of its
-                // descriptor kept it open (a listener shared with a restarted server), and
-                // could no longer be removed.
-                self.remove(id);
-                drop(coroutine);
-                // What it kept registered and has now closed.
-                self.settle_closed();
+                self.remove(id, coroutine);
                 self.stats.finished += 1;
                 self.record(move || TraceEvent::Finished { task: id });
             }
             Step::WouldBlock if self.waits.is_empty() => {
-                self.remove(id);
-                drop(coroutine);
-                self.settle_closed();
+                self.remove(id, coroutine);
                 self.stats.abandoned += 1;
                 self.record(move || TraceEvent::Abandoned { task: id });
             }
@@ -991,8 +982,11 @@ impl<P: Poller> Executor<P> {
         Ok(())
     }
 
-    /// Drops a task's registrations and frees its slot.
-    fn remove(&mut self, id: TaskId) {
+    /// Drops a task's registrations, then the task, and frees its slot. Deregistered before the
+    /// coroutine (and the sockets it holds) is dropped: a socket closed first would stay in the
+    /// epoll set if a duplicate of its descriptor kept it open (a listener shared with a
+    /// restarted server), and could no longer be removed.
+    fn remove(&mut self, id: TaskId, coroutine: Task) {
         let slot = &mut self.slots[id.index as usize];
         let Some(entry) = slot.entry.take() else {
             return;
@@ -1000,7 +994,6 @@ impl<P: Poller> Executor<P> {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(id.index);
         self.live -= 1;
-        self.settle_closed();
         for &(fd, _) in &entry.waits.fds {
             if self.owner(fd) == Some(id) {
                 self.fd_use[fd as usize] = FdUse::Free;
@@ -1011,6 +1004,9 @@ impl<P: Poller> Executor<P> {
         if let Some((_, timer)) = entry.timer {
             self.timers.cancel(timer);
         }
+        drop(coroutine);
+        // What it kept registered and has closed, in its last resume or its drop.
+        self.settle_closed();
     }
 }
 

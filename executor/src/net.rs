@@ -217,17 +217,7 @@ impl TcpListener {
     /// # Errors
     /// From `getsockopt`.
     pub fn defer_accept_secs(&self) -> io::Result<u32> {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            let secs = sys::getsockopt_int(
-                self.fd.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_DEFER_ACCEPT,
-            )?;
-            Ok(u32::try_from(secs).unwrap_or(0))
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        Ok(0)
+        sys::defer_accept(self.fd.as_raw_fd())
     }
 
     /// Takes over a standard listener, making it non-blocking.

@@ -215,6 +215,21 @@ pub(crate) fn set_defer_accept(fd: RawFd, secs: u32) -> io::Result<()> {
     }
 }
 
+/// The `TCP_DEFER_ACCEPT` seconds of a listening socket (0: off, and where the option does not
+/// exist).
+pub(crate) fn defer_accept(fd: RawFd) -> io::Result<u32> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let secs = getsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT)?;
+        Ok(u32::try_from(secs).unwrap_or(0))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = fd;
+        Ok(0)
+    }
+}
+
 /// `listen(2)`.
 pub(crate) fn listen(fd: RawFd, backlog: c_int) -> io::Result<()> {
     // SAFETY: listen takes no pointers.

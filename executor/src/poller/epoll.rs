@@ -318,9 +318,9 @@ mod tests {
         assert!(poller.is_empty());
     }
 
-    /// A number forgotten as closed while its socket is still open (a duplicate of the
-    /// descriptor kept it in the kernel's set): its first readiness removes it from the set, so
-    /// it is not reported, now or on every poll after.
+    /// A number the table forgot while its socket is still open, so still in the kernel's set:
+    /// its first readiness removes it from the set, so it is not reported, now or on every poll
+    /// after.
     #[test]
     fn a_registration_the_table_forgot_leaves_the_set_when_it_turns_ready() {
         let (a, b) = pair();
